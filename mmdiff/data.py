@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch.utils.data import Dataset
-from .vocab import Vocab, TEXT, SPECIAL
+from .vocab import Vocab, TEXT
 
 # %% auto #0
 __all__ = ['VAL_PLAYS', 'clean_play', 'shakespeare', 'Task', 'Reversal', 'Addition', 'format_sft', 'format_lm', 'LMDataset',
@@ -90,13 +90,13 @@ def format_sft(vocab: Vocab, prompt: str | list[int], answer: str | list[int], s
         raise ValueError(f"prompt ({len(p)} tokens) + answer ({len(a)} tokens) + BOS/EOS = {len(ids)} tokens exceeds seq_len={seq_len}")
     ids = torch.tensor(ids + [vocab.eos_id] * (seq_len - len(ids)))
     prompt_mask = torch.zeros(seq_len, dtype=torch.bool); prompt_mask[:1 + len(p)] = True
-    return dict(ids=ids, prompt=prompt_mask, modality=vocab.modality(ids, mask_modality=TEXT))
+    return dict(ids=ids, prompt=prompt_mask, modality=torch.full_like(ids, TEXT))
 
 def format_lm(vocab: Vocab, tokens: list[int] | torch.Tensor) -> dict:
     "`{'ids','prompt','modality'}` of shape (len(tokens)+1,) for a window of text ids after `<|bos|>`."
     ids = torch.cat([torch.tensor([vocab.bos_id]), torch.as_tensor(tokens, dtype=torch.long)])
     prompt_mask = torch.zeros(len(ids), dtype=torch.bool); prompt_mask[0] = True
-    return dict(ids=ids, prompt=prompt_mask, modality=vocab.modality(ids, mask_modality=TEXT))
+    return dict(ids=ids, prompt=prompt_mask, modality=torch.full_like(ids, TEXT))
 
 # %% ../nbs/03_data.ipynb #394ebd73
 class LMDataset(Dataset):

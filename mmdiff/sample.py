@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['REMASKING', 'add_gumbel_noise', 'num_transfer_tokens', 'Remasking', 'LowConfidence', 'RandomRemask', 'as_remasking',
-           'generate']
+           'generate', 'generate_ar']
 
 # %% ../nbs/07_sample.ipynb #1608e1be
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -108,4 +108,22 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
             x = torch.where(commit, x0, x)
             step += 1
             if callback is not None: callback(step, x)
+    return x
+
+# %% ../nbs/07_sample.ipynb #8e1aa7b0
+@torch.no_grad()
+def generate_ar(model, prompt: torch.Tensor, gen_length: int, temperature: float = 0.,
+                eos_id: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Left-to-right sampling from a causal model: prompt (B, P) -> (B, P + n), n <= gen_length (stops when all rows hit `eos_id`)."
+    if prompt.dim() != 2 or prompt.shape[1] == 0: raise ValueError(f"prompt must be a non-empty (B, P) tensor, got shape {tuple(prompt.shape)}")
+    max_len = getattr(getattr(model, 'cfg', None), 'max_len', None)
+    if max_len is not None and prompt.shape[1] + gen_length > max_len:
+        raise ValueError(f"prompt ({prompt.shape[1]} tokens) + gen_length ({gen_length}) = {prompt.shape[1] + gen_length} exceeds the model's context of {max_len}")
+    x, done = prompt, torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    for _ in range(gen_length):
+        nxt = add_gumbel_noise(_logits(model(x))[:, -1], temperature, generator).argmax(-1)  # (B,)
+        x = torch.cat([x, nxt[:, None]], 1)
+        if eos_id is not None:
+            done |= nxt == eos_id
+            if done.all(): break
     return x

@@ -41,6 +41,7 @@ class TrainConfig(Config):
     keep_checkpoints: int = 2       # newest checkpoints kept on disk
     seed: int = 0                   # data order, masking noise, init
     progress: bool = True           # tqdm progress bar
+    time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
     def __post_init__(self):
         if self.mixed_precision not in ('no', 'bf16', 'fp16'): raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for k in ('max_steps', 'batch_size', 'grad_accum'):
@@ -159,6 +160,8 @@ class Trainer:
         t0, tok0 = time.perf_counter(), 0
         until = cfg.max_steps if until is None else min(until, cfg.max_steps)
         while self.step < until:
+            if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
+                self.acc.print(f"time limit of {cfg.time_limit_s:.0f} s reached at step {self.step}: stopping"); self.save_checkpoint(); break
             rec = dict(step=self.step + 1, **self.train_step(), lr=self.sched.get_last_lr()[0])
             tok0 += cfg.batch_size * cfg.grad_accum * self.acc.num_processes * L
             rec['tok_per_s'] = tok0 / (time.perf_counter() - t0)

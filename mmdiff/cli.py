@@ -17,13 +17,16 @@ from .evaluate import nelbo, task_accuracy
 # %% auto #0
 __all__ = ['steps_for_budget', 'demo', 'main']
 
-# %% ../nbs/10_cli.ipynb #2a6056b7
-def steps_for_budget(model, objective, batch: dict, seconds: float, probe: int = 3) -> tuple[int, float]:
-    "(steps that fit in `seconds`, seconds per step), timed on a copy of `model` with one warm-up step."
+# %% ../nbs/10_cli.ipynb #9499b4e6
+def steps_for_budget(model, objective, ds, batch_size: int, seconds: float, probe: int = 3) -> tuple[int, float]:
+    "(steps that fit in `seconds`, seconds per step): batch building + a full optimizer step, timed on a copy of `model` after one warm-up step."
     m = copy.deepcopy(model).train(); opt = torch.optim.AdamW(m.parameters(), 1e-4)
+    dev = next(m.parameters()).device
     for i in range(probe + 1):
         if i == 1: t0 = time.perf_counter()
-        loss, _ = objective(m, batch); loss.backward(); opt.step(); opt.zero_grad()
+        batch = {k: v.to(dev) for k, v in collate([ds[j] for j in range(i * batch_size, (i + 1) * batch_size)]).items()}
+        loss, _ = objective(m, batch); loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); opt.zero_grad()
     dt = (time.perf_counter() - t0) / probe
     return max(1, int(seconds / dt)), dt
 
@@ -39,8 +42,7 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id)
     if not steps:
-        probe = {k: v.to(dev) for k, v in collate([train_ds[i] for i in range(batch_size)]).items()}
-        steps, dt = steps_for_budget(model, obj, probe, minutes * 60)
+        steps, dt = steps_for_budget(model, obj, train_ds, batch_size, minutes * 60)
         print(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {minutes:g} min")
     print(f"[2/4] training a {model.num_params() / 1e6:.2f} M-parameter denoiser for {steps} steps (batch {batch_size} x {seq_len} tokens)")
     cfg = TrainConfig(out_dir=out, max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10),

@@ -54,7 +54,10 @@ class Config:
         return cls.from_dict(d)
     def replace(self, **kw): return dataclasses.replace(self, **kw)
 
-# %% ../nbs/00_core.ipynb #6b5ca31a
+# %% ../nbs/00_core.ipynb #d0e4a8de
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+
 def atomic_write_bytes(path, data: bytes):
     "Write `data` to `path` through a temporary file in the same folder and an atomic rename: a crash leaves the old file or the new one, never half of one."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,7 @@ def atomic_write_bytes(path, data: bytes):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)

@@ -59,9 +59,11 @@ def _answer(vocab: Vocab, ids: torch.Tensor) -> str:
     return vocab.decode([i for i in ids if i != vocab.mask_id], skip_special=True)
 
 @torch.no_grad()
-def task_accuracy(model, vocab: Vocab, ds, n: int = 100, gen_length: int = 16, steps: int | None = None,
+def task_accuracy(model, vocab: Vocab, ds, n: int = 100, gen_length: int | None = None, steps: int | None = None,
                   block_length: int | None = None, autoregressive: bool = False, batch_size: int = 50, **gen_kw) -> dict:
-    "Exact-match accuracy of sampled answers on the first `n` items of a `TaskDataset`, with a few examples."
+    """Exact-match accuracy of sampled answers on the first `n` items of a `TaskDataset`, with a few examples.
+    `gen_length=None` fills each prompt up to the dataset's `seq_len`, the length the model was trained on;
+    `steps=None` means one token per step; `block_length=None` means one block."""
     dev = next(model.parameters()).device
     right, examples = 0, []
     for s in range(0, n, batch_size):
@@ -72,8 +74,9 @@ def task_accuracy(model, vocab: Vocab, ds, n: int = 100, gen_length: int = 16, s
             idx = [k for k, e in enumerate(enc) if len(e) == j + 1]
             if not idx: continue
             prompt = torch.tensor([enc[k] for k in idx], device=dev)
-            if autoregressive: out = generate_ar(model, prompt, gen_length, eos_id=vocab.eos_id, **gen_kw)
-            else: out = generate(model, prompt, steps or gen_length, gen_length, block_length or gen_length, mask_id=vocab.mask_id, **gen_kw)
+            gen = gen_length or ds.seq_len - prompt.shape[1]
+            if autoregressive: out = generate_ar(model, prompt, gen, eos_id=vocab.eos_id, **gen_kw)
+            else: out = generate(model, prompt, min(steps or gen, gen), gen, block_length or gen, mask_id=vocab.mask_id, **gen_kw)
             for k, row in zip(idx, out[:, prompt.shape[1]:]):
                 got, want = _answer(vocab, row), pairs[k][1]
                 right += got.strip() == want.strip()

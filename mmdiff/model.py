@@ -92,7 +92,7 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, mask=None, is_causal=False):
         q, k, v = rearrange(self.qkv(x), 'b l (three h dh) -> three b h l dh', three=3, h=self.h)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal and mask is None,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(rearrange(y, 'b h l dh -> b l (h dh)'))
 
@@ -158,10 +158,11 @@ class Denoiser(nn.Module):
         pos = torch.arange(L, device=ids.device) if positions is None else positions
         pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
         cos, sin = self.rope_cos[pos], self.rope_sin[pos]                       # (B or 1, L, Dh/2)
-        mask = self.attention.mask(L, ids.device)                               # (L, L) or None
+        causal_fast = self.attention.is_causal and attention_mask is None     # SDPA's own causal kernel
+        mask = None if causal_fast else self.attention.mask(L, ids.device)      # (L, L) or None
         if attention_mask is not None:
             keys = attention_mask[:, None, None, :].bool()                      # (B, 1, 1, L)
             mask = keys if mask is None else mask & keys
             mask = mask | torch.eye(L, dtype=torch.bool, device=ids.device)     # a query always sees itself: no empty rows
-        for blk in self.blocks: x = blk(x, cos, sin, mask, self.attention.is_causal)
+        for blk in self.blocks: x = blk(x, cos, sin, mask, causal_fast)
         return self.head(self.norm(x)).float()                                  # (B, L, V)

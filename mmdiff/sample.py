@@ -52,10 +52,10 @@ def as_remasking(r) -> Remasking:
     if r in REMASKING: return REMASKING[r]()
     raise ValueError(f"unknown remasking {r!r}: use one of {sorted(REMASKING)} or a Remasking instance")
 
-# %% ../nbs/07_sample.ipynb #9c3eea66
+# %% ../nbs/07_sample.ipynb #0946cf17
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
 
-def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id):
+def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id, temperature=0., cfg_scale=0.):
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2:
         raise ValueError(f"prompt must be a (B, P) tensor of ids, got {tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__}")
     if prompt.shape[1] == 0: raise ValueError("prompt is empty: give at least one token (e.g. <|bos|>)")
@@ -63,6 +63,8 @@ def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id
     if gen_length % block_length: raise ValueError(f"gen_length={gen_length} is not divisible by block_length={block_length}")
     nb = gen_length // block_length
     if steps % nb: raise ValueError(f"steps={steps} is not divisible by the number of blocks {nb} (= gen_length {gen_length} / block_length {block_length})")
+    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if cfg_scale < 0: raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {cfg_scale}")
     if (prompt == mask_id).any(): raise ValueError(f"the prompt contains mask_id={mask_id} at position(s) {(prompt == mask_id).nonzero()[:, 1].unique().tolist()}")
     cfg = getattr(model, 'cfg', None)
     V, max_len = getattr(cfg, 'vocab_size', None), getattr(cfg, 'max_len', None)
@@ -78,13 +80,14 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
              mask_id: int = 126336, generator: torch.Generator | None = None,
              callback: Callable[[int, torch.Tensor], None] | None = None, **model_kwargs) -> torch.Tensor:
     "LLaDA sampling. prompt (B, P) -> (B, P + gen_length) ids. `model(ids, **model_kwargs)` returns logits (B, L, V) or an object with `.logits`."
-    _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id)
+    _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id, temperature, cfg_scale)
     remask = as_remasking(remasking)
     B, P = prompt.shape
     x = torch.cat([prompt, torch.full((B, gen_length), mask_id, dtype=prompt.dtype, device=prompt.device)], 1)  # (B, L)
     prompt_index = x != mask_id                                              # (B, L)
     num_blocks = gen_length // block_length; steps_per_block = steps // num_blocks
     kw2 = {k: torch.cat([v, v]) if isinstance(v, torch.Tensor) and v.shape[:1] == (B,) else v for k, v in model_kwargs.items()}
+    no_mask = torch.tensor([mask_id], device=x.device)
     step = 0
     for nb in range(num_blocks):
         lo, hi = P + nb * block_length, P + (nb + 1) * block_length
@@ -97,7 +100,7 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
                 logits = u + (cfg_scale + 1) * (c - u)
             else:
                 logits = _logits(model(x, **model_kwargs))                   # (B, L, V)
-            x0 = add_gumbel_noise(logits, temperature, generator).argmax(-1)  # (B, L)
+            x0 = add_gumbel_noise(logits.index_fill(-1, no_mask, -torch.inf), temperature, generator).argmax(-1)  # (B, L), never [MASK]
             conf = remask.confidence(logits, x0, generator)                  # (B, L) float64
             conf[:, hi:] = -torch.inf
             x0 = torch.where(mask_index, x0, x)
@@ -110,7 +113,7 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
             if callback is not None: callback(step, x)
     return x
 
-# %% ../nbs/07_sample.ipynb #8e1aa7b0
+# %% ../nbs/07_sample.ipynb #fdd55825
 @torch.no_grad()
 def generate_ar(model, prompt: torch.Tensor, gen_length: int, temperature: float = 0.,
                 eos_id: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

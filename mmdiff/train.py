@@ -42,6 +42,7 @@ class TrainConfig(Config):
     seed: int = 0                   # data order, masking noise, init
     progress: bool = True           # tqdm progress bar
     time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
+    cpu: bool = False               # force CPU even when a GPU is visible
     def __post_init__(self):
         if self.mixed_precision not in ('no', 'bf16', 'fp16'): raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for k in ('max_steps', 'batch_size', 'grad_accum'):
@@ -111,7 +112,10 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, objective: Objective, train_ds: Dataset, cfg: TrainConfig,
                  val_ds: Dataset | None = None, accelerator: Accelerator | None = None):
         self.cfg, self.objective, self.train_ds, self.val_ds = cfg, objective, train_ds, val_ds
-        self.acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        self.acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.cpu)
+        if self.acc.gradient_accumulation_steps != cfg.grad_accum or self.acc.mixed_precision != cfg.mixed_precision:
+            raise ValueError(f"the Accelerator given (grad accumulation {self.acc.gradient_accumulation_steps}, mixed precision "
+                             f"{self.acc.mixed_precision!r}) disagrees with the TrainConfig ({cfg.grad_accum}, {cfg.mixed_precision!r})")
         decay = [p for p in model.parameters() if p.dim() >= 2]; no_decay = [p for p in model.parameters() if p.dim() < 2]
         opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)],
                                 lr=cfg.lr, betas=(0.9, cfg.beta2))

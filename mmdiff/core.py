@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'Config', 'atomic_write_bytes', 'atomic_write_text', 'add_config_args',
+__all__ = ['seed_everything', 'get_device', 'cpu_threads', 'Config', 'atomic_write_bytes', 'atomic_write_text', 'add_config_args',
            'config_from_args']
 
 # %% ../nbs/00_core.ipynb #5455e118
@@ -23,6 +23,16 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     "`device` if given, else CUDA when available, else CPU."
     if device is not None: return torch.device(device)
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+def cpu_threads(max_threads: int | None = None) -> int:
+    """Pick and set torch's CPU thread count: the free cores (cores minus the 1-minute load average), at least 1.
+    On a shared machine, more threads than free cores makes small models *much* slower (OpenMP barriers wait on
+    preempted threads), so a busy machine gets fewer threads. Returns the number set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.0
+    n = max(1, min(cores, max_threads or cores, int(cores - load + 0.5)))
+    torch.set_num_threads(n)
+    return n
 
 # %% ../nbs/00_core.ipynb #fea0a8d2
 def _check_type(name, value, tp):

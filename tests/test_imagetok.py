@@ -1,0 +1,172 @@
+"Invariants of mmdiff.imagetok: quantizer maths, EMA codebook, FSQ bijection, VQ-VAE I/O, training, save/load."
+import math
+import pytest
+import torch
+from einops import rearrange
+from mmdiff.core import seed_everything
+from mmdiff.imagetok import (VQConfig, Quantizer, VectorQuantizer, FSQ, VQVAE, code_stats, as_float_images,
+                             recon_metrics, train_tokenizer, save, load)
+
+
+def _grid(f, b=1, h=2):
+    "(N,D) -> (b,D,h,N/(b*h))"
+    return rearrange(f, '(b h w) d -> b d h w', b=b, h=h)
+
+
+def test_code_stats():
+    st = code_stats(torch.arange(16).repeat(5), 16)
+    assert st['usage'] == 100.0 and st['perplexity'] == pytest.approx(16.0)
+    st = code_stats(torch.tensor([0, 0, 0, 1]), 4)
+    p = torch.tensor([0.75, 0.25])
+    assert st['usage'] == 50.0 and st['perplexity'] == pytest.approx(math.exp(-(p * p.log()).sum().item()))
+
+
+def test_vq_nearest_straight_through_and_commitment():
+    g = torch.Generator().manual_seed(0)
+    vq = VectorQuantizer(n_codes=5, dim=3, beta=0.25).eval()
+    vq.codebook.copy_(torch.randn(5, 3, generator=g))
+    f = torch.randn(12, 3, generator=g).requires_grad_()
+    z_q, codes, loss, _ = vq(_grid(f, b=2, h=2))
+    brute = torch.tensor([min(range(5), key=lambda k: (v - vq.codebook[k]).pow(2).sum().item()) for v in f.detach()])
+    assert torch.equal(rearrange(codes, 'b h w -> (b h w)'), brute)
+    e = vq.codebook[brute]
+    assert torch.allclose(rearrange(z_q, 'b d h w -> (b h w) d'), e, atol=1e-6)
+    grad, = torch.autograd.grad(z_q.sum(), f, retain_graph=True)
+    assert torch.equal(grad, torch.ones_like(f))                      # straight-through: identity gradient
+    assert loss.item() == pytest.approx(0.25 * (f - e).pow(2).mean().item(), rel=1e-5)
+    grad, = torch.autograd.grad(loss, f)
+    assert torch.allclose(grad, 0.5 * (f - e).detach() / f.numel(), atol=1e-7)
+
+
+def test_vq_ema_matches_hand_computation_and_moves_toward_mean():
+    g = torch.Generator().manual_seed(1)
+    K, D, decay, eps = 4, 3, 0.8, 1e-2
+    vq = VectorQuantizer(n_codes=K, dim=D, decay=decay, eps=eps, dead_threshold=0.0)
+    cb = torch.randn(K, D, generator=g) * 3
+    N0 = torch.rand(K, generator=g) + 0.5
+    vq.codebook.copy_(cb); vq.cluster_size.copy_(N0); vq.embed_sum.copy_(cb * N0[:, None]); vq.initted.fill_(True)
+    f = torch.randn(16, D, generator=g) * 3
+    _, codes, _, _ = vq(_grid(f, b=2, h=2))
+    codes = rearrange(codes, 'b h w -> (b h w)')
+    # hand computation, one code at a time
+    N = torch.stack([decay * N0[k] + (1 - decay) * (codes == k).sum() for k in range(K)])
+    m = torch.stack([decay * cb[k] * N0[k] + (1 - decay) * f[codes == k].sum(0) for k in range(K)])
+    Ns = (N + eps) / (N.sum() + K * eps) * N.sum()
+    assert torch.allclose(vq.cluster_size, N, atol=1e-6)
+    assert torch.allclose(vq.embed_sum, m, atol=1e-5)
+    assert torch.allclose(vq.codebook, m / Ns[:, None], atol=1e-5)
+    for k in codes.unique():
+        mean = f[codes == k].mean(0)
+        assert (vq.codebook[k] - mean).norm() < (cb[k] - mean).norm()
+
+
+def test_vq_eval_and_encode_do_not_update():
+    vq = VectorQuantizer(n_codes=8, dim=2)
+    z = torch.randn(2, 2, 3, 3)
+    vq.eval(); before = {k: v.clone() for k, v in vq.state_dict().items()}
+    vq(z); vq.train(); vq.encode(z)
+    for k, v in vq.state_dict().items(): assert torch.equal(v, before[k]), k
+
+
+def test_dead_code_restart():
+    vq = VectorQuantizer(n_codes=3, dim=2, decay=0.9, dead_threshold=0.5)
+    vq.codebook.copy_(torch.tensor([[0., 0.], [1., 0.], [100., 100.]]))
+    vq.embed_sum.copy_(vq.codebook); vq.initted.fill_(True)
+    vq.cluster_size.copy_(torch.tensor([2.0, 2.0, 0.4]))
+    f = torch.rand(8, 2)
+    _, codes, _, stats = vq(_grid(f, b=2, h=2))
+    assert 2 not in codes and stats['restarted'] == 1
+    assert any(torch.equal(vq.codebook[2], r) for r in f)
+    assert vq.cluster_size[2].item() == 0.5
+    # first training batch initialises the codebook from the data
+    vq = VectorQuantizer(n_codes=4, dim=2, decay=1.0, dead_threshold=0.0)   # decay 1: EMA keeps the init
+    vq(_grid(f, b=2, h=2))
+    assert vq.initted and all(any(torch.allclose(c, r) for r in f) for c in vq.codebook)
+
+
+@pytest.mark.parametrize('levels', [(5, 3, 3), (8, 8), (4, 4, 4), (2, 3, 6)])
+def test_fsq_bijection_and_grid(levels):
+    fsq = FSQ(levels); K = math.prod(levels)
+    assert fsq.n_codes == K and fsq.dim == len(levels)
+    idx = torch.arange(K)
+    vals = fsq.indices_to_codes(idx)
+    assert torch.equal(fsq.codes_to_indices(vals), idx)
+    assert len({tuple(v) for v in vals.tolist()}) == K
+    for j, L in enumerate(levels): assert len(vals[:, j].unique()) == L   # exactly L_j values per channel
+    # every code is reachable: its preimage under the bound quantizes back to it
+    L = torch.tensor(levels); half_w, a, off = L // 2, (L - 1) * (1 + fsq.eps) / 2, (L % 2 == 0) * 0.5
+    z = torch.atanh((vals * half_w + off) / a) - torch.atanh(off / a)
+    assert torch.allclose(fsq.quantize(z), vals) and torch.equal(fsq.codes_to_indices(fsq.quantize(z)), idx)
+    z = 4 * torch.randn(32, len(levels), 6, 6, requires_grad=True)
+    zq, codes, aux, st = fsq(z)
+    assert torch.equal(fsq.embed(codes), zq.detach()) and aux.item() == 0.0
+    z = torch.randn(32, len(levels), 6, 6, requires_grad=True)       # unsaturated: tanh' > 0 in float32
+    grad, = torch.autograd.grad(fsq(z)[0].sum(), z)
+    assert (grad > 0).all()
+
+
+def test_config():
+    cfg = VQConfig(quantizer=FSQ, fsq_levels=[5, 3, 3])
+    assert (cfg.quantizer, cfg.fsq_levels, cfg.levels) == ('FSQ', '5,3,3', (5, 3, 3))
+    assert VQConfig.from_dict(cfg.to_dict()) == cfg
+    assert set(Quantizer.registry) >= {'VectorQuantizer', 'FSQ'}
+    for bad in [dict(down=3), dict(down=16), dict(quantizer='nope'), dict(fsq_levels='a,b')]:
+        with pytest.raises(ValueError): VQConfig(**bad)
+
+
+def test_vqvae_shapes_and_errors():
+    seed_everything(0)
+    for q, K in [(VectorQuantizer, 64), (FSQ, 64)]:
+        m = VQVAE(VQConfig(quantizer=q))
+        assert (m.grid, m.tokens_per_image, m.n_codes) == ((4, 4), 16, K)
+        out = m(torch.rand(4, 1, 8, 8))
+        out['recon_loss'].backward()
+        assert m.encoder[0].weight.grad.abs().sum() > 0
+        assert out['recon'].min() >= 0 and out['recon'].max() <= 1
+        codes = m.encode(torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8))
+        assert codes.shape == (3, 4, 4) and codes.dtype == torch.long
+        assert m.decode(codes).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match='shape'): m.encode(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match='dtype'): m.encode(torch.zeros(2, 1, 8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r'\[0,1\]'): m.encode(torch.full((2, 1, 8, 8), 16.0))
+    with pytest.raises(ValueError, match='64'): m.decode(torch.full((1, 4, 4), 64))
+    with pytest.raises(ValueError, match='64'): m.decode(torch.full((1, 4, 4), -1))
+    with pytest.raises(ValueError, match='integer'): m.decode(torch.zeros(1, 4, 4))
+    assert torch.equal(as_float_images(torch.tensor([0, 51, 255], dtype=torch.uint8)), torch.tensor([0., .2, 1.]))
+
+
+@pytest.fixture(scope='module')
+def digits():
+    from sklearn.datasets import load_digits
+    d = torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16.0
+    return d[:1500], d[1500:]                                       # train, held-out
+
+
+@pytest.fixture(scope='module')
+def trained(digits):
+    return train_tokenizer(digits[0], steps=80, batch_size=64, progress=False, seed=0)
+
+
+def test_training_reduces_mse(digits, trained):
+    seed_everything(0)
+    before = recon_metrics(VQVAE(), digits[1])
+    m, hist = trained
+    after = recon_metrics(m, digits[1])
+    assert after['mse'] < 0.5 * before['mse']
+    assert after['psnr'] == pytest.approx(10 * math.log10(1 / after['mse']))
+    assert sum(hist['mse'][-10:]) < sum(hist['mse'][:10]) and len(hist['loss']) == 80
+    assert not m.training
+
+
+def test_save_load(tmp_path, digits, trained):
+    m, _ = trained
+    save(m, tmp_path / 'tok')
+    m2 = load(tmp_path / 'tok')
+    x = digits[1][:50]
+    assert m2.cfg == m.cfg and torch.equal(m2.encode(x), m.encode(x))
+    assert torch.equal(m2.decode(m.encode(x)), m.decode(m.encode(x)))
+    (tmp_path / 'tok' / 'model.safetensors').write_bytes(b'garbage')
+    with pytest.raises(ValueError, match='model.safetensors'): load(tmp_path / 'tok')
+    (tmp_path / 'tok' / 'model.safetensors').unlink()
+    with pytest.raises(FileNotFoundError, match='model.safetensors'): load(tmp_path / 'tok')
+    with pytest.raises(FileNotFoundError, match='config.json'): load(tmp_path / 'missing')

@@ -52,20 +52,31 @@ class Objective:
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
 
 class MaskedDiffusion(Objective):
-    "LLaDA's objective: mask non-prompt tokens at $t \\sim U$[`t_low`, `t_high`], CE weighted by `schedule.weight(t)`, per-sample normalised by the answer length (`per_answer`, SFT) or by L (pretraining)."
+    """LLaDA's objective: mask non-prompt tokens at $t \\sim U$[`t_low`, `t_high`], CE weighted by `schedule.weight(t)`,
+    per-sample normalised by the answer length (`per_answer`, SFT) or by L (pretraining). In mixed-task batches
+    (`batch['task']` ids) each sample's loss is multiplied by `task_weights[task]`, and the per-task losses are logged."""
     def __init__(self, mask_id: int, schedule: Schedule | None = None, per_answer: bool = True,
-                 t_low: float = 0.0, t_high: float = 1.0, antithetic: bool = True):
+                 t_low: float = 0.0, t_high: float = 1.0, antithetic: bool = True,
+                 task_weights: tuple[float, ...] | None = None, task_names: tuple[str, ...] = ('text', 't2i', 'mmu')):
         self.mask_id, self.schedule, self.per_answer = mask_id, schedule or Linear(), per_answer
         self.t_low, self.t_high, self.antithetic = t_low, t_high, antithetic
+        self.task_weights, self.task_names = task_weights, task_names
     def __call__(self, model, batch, generator=None):
         x0, prompt = batch['ids'], batch['prompt']
         t = sample_t(x0.shape[0], self.t_low, self.t_high, self.antithetic, generator).to(x0.device)
         xt, masked, p = forward_mask(x0, t, self.schedule, self.mask_id, prompt, generator)
-        logits = _logits(model(xt, modality=batch.get('modality')))
+        logits = _logits(model(xt, modality=batch.get('modality'), attention_mask=batch.get('attention_mask')))
         tok = weighted_masked_ce(logits, x0, masked, self.schedule.weight(t)[:, None])          # (B, L)
         denom = (~prompt.bool()).sum(-1).clamp_min(1) if self.per_answer else torch.full_like(t, x0.shape[1])
-        loss = (tok.sum(-1) / denom).mean()
-        return loss, dict(loss=loss.item(), mask_frac=masked.float().mean().item())
+        per_seq = tok.sum(-1) / denom                                                           # (B,)
+        stats = dict(mask_frac=masked.float().mean().item())
+        if 'task' in batch:
+            task = batch['task']
+            for k, name in enumerate(self.task_names):
+                if (task == k).any(): stats[f'loss_{name}'] = per_seq[task == k].mean().item()
+            if self.task_weights is not None: per_seq = per_seq * torch.tensor(self.task_weights, device=x0.device)[task]
+        loss = per_seq.mean()
+        return loss, dict(loss=loss.item(), **stats)
 
 class Autoregressive(Objective):
     "Next-token CE on non-prompt targets, for a causal model of the same architecture (the AR baseline)."

@@ -29,9 +29,9 @@ from mmdiff.cli import steps_for_budget
 HERE = Path(__file__).resolve().parent
 
 # Defaults of the full run and of `--quick`; a flag given on the command line wins over both.
-FULL = dict(d_model=192, n_layer=4, n_head=4, seq_len=64, task_seq_len=32, batch_size=32, budget_s=150.0,
+FULL = dict(budget_steps=800, d_model=192, n_layer=4, n_head=4, seq_len=64, task_seq_len=32, batch_size=32, budget_s=150.0,
             n_val=256, n_t=8, n_eval=200, tput_steps=10, tput_warmup=3, n_text=1024)
-QUICK = dict(d_model=64, n_layer=2, n_head=2, seq_len=32, task_seq_len=32, batch_size=16, budget_s=20.0,
+QUICK = dict(budget_steps=100, d_model=64, n_layer=2, n_head=2, seq_len=32, task_seq_len=32, batch_size=16, budget_s=20.0,
              n_val=64, n_t=2, n_eval=50, tput_steps=5, tput_warmup=2, n_text=1024)
 
 
@@ -82,13 +82,18 @@ def throughput(models: dict, batch: dict, steps: int, warmup: int, dev) -> dict:
 
 
 def train_for_budget(model, objective, train_ds, args, dev, seconds: float, label: str) -> tuple[nn.Module, dict]:
-    "Train `model` with `mmdiff.train.Trainer` for about `seconds` of wall-clock time; returns (trained model in eval mode, stats)."
+    """Train `model` with `mmdiff.train.Trainer` for `args.budget_steps` optimizer steps (the same tokens for every model,
+    whatever the machine's load), or, if that is 0, for about `seconds` of wall-clock time; returns (model in eval mode, stats)."""
     B = args.batch_size
-    steps, dt = steps_for_budget(model, objective, train_ds, B, seconds, probe=5)   # batch building + optimizer step
-    print(f"  {label}: {1000 * dt:.0f} ms/step -> {steps} steps planned for {seconds:g} s", flush=True)
+    if args.budget_steps:
+        steps, seconds = args.budget_steps, 0.0
+        print(f"  {label}: {steps} steps (token budget {steps * B:,} sequences)", flush=True)
+    else:
+        steps, dt = steps_for_budget(model, objective, train_ds, B, seconds, probe=5)   # batch building + optimizer step
+        print(f"  {label}: {1000 * dt:.0f} ms/step -> {steps} steps planned for {seconds:g} s", flush=True)
     with tempfile.TemporaryDirectory(prefix='mmdiff_bench_') as out:
         cfg = TrainConfig(out_dir=out, max_steps=steps, batch_size=B, lr=args.lr, warmup_steps=min(100, steps // 10),
-                          eval_every=0, seed=args.seed, progress=args.progress, time_limit_s=1.1 * seconds, cpu=dev.type == 'cpu')
+                          eval_every=0, seed=args.seed, progress=args.progress, time_limit_s=1.1 * seconds if seconds else 0.0, cpu=dev.type == 'cpu')
         trainer = Trainer(model, objective, train_ds, cfg)
         t0 = time.perf_counter(); hist = trainer.fit(); wall = time.perf_counter() - t0
         model = trainer.raw_model.eval()
@@ -148,9 +153,10 @@ def markdown(res: dict) -> str:
          f"Model: d_model {a['d_model']}, n_layer {a['n_layer']}, n_head {a['n_head']}, vocab {res['vocab_size']} (BPE, "
          f"{a['n_text']} text tokens). Throughput: batch {a['batch_size']} × seq_len {a['seq_len']} Shakespeare windows, median of "
          f"{a['tput_steps']} steps after {a['tput_warmup']} warm-up steps. Likelihood/accuracy: {data_note}; "
-         f"budget {a['budget_s']:g} s of wall-clock training per model and run, batch {a['batch_size']}, AdamW lr {a['lr']:g}. "
+         + (f"budget **{a['budget_steps']} optimizer steps** per model and run (same tokens for every model), " if a['budget_steps'] else
+            f"budget {a['budget_s']:g} s of wall-clock training per model and run, ") + f"batch {a['batch_size']}, AdamW lr {a['lr']:g}. "
          f"NLL on {res['n_val_seqs']} windows of the held-out plays; reversal exact match on {a['n_eval']} held-out-seed "
-         f"examples (temperature 0, gen_length 8; diffusion: 8 steps, one block).", "",
+         f"examples (temperature 0; the answer fills the prompt up to the training length; diffusion: 8 steps, one block).", "",
          "| model | params (non-emb) | train tok/s | held-out NLL or NELBO (nats/token) | ppl (bound) | reversal acc | ms/answer |",
          "|---|---|---|---|---|---|---|"]
     for row in r:
@@ -198,6 +204,7 @@ def parse_args(argv=None):
                  ('n_eval', 'held-out reversal examples'), ('tput_steps', 'timed steps per model for throughput'),
                  ('tput_warmup', 'untimed warm-up steps per model'), ('n_text', 'BPE text tokens in the vocabulary')]:
         p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"{h} (default {FULL[k]} / {QUICK[k]})")
+    p.add_argument('--budget-steps', type=int, default=None, help='optimizer steps per model and run: the same token budget for every model (default 800 / 100; 0 = use --budget-s)')
     p.add_argument('--budget-s', type=float, default=None, help=f"wall-clock training seconds per model and run (default {FULL['budget_s']:g} / {QUICK['budget_s']:g})")
     p.add_argument('--data', choices=['separate', 'mix'], default='separate',
                    help="separate: train each model on Shakespeare only (NLL) and on reversal only (accuracy), 4 runs; "
@@ -262,7 +269,7 @@ def main(argv=None):
     for data_name, ds, L in plan:
         for kind, obj, att in [('diffusion', diff_obj, None), ('ar', ar_obj, Causal())]:
             label = f"{kind}/{data_name}"
-            print(f"[b/c] training {label} for {a.budget_s:g} s", flush=True)
+            print(f"[b/c] training {label}", flush=True)
             seed_everything(a.seed)
             models[label], runs[label] = train_for_budget(Denoiser(mcfg(L), att).to(dev), obj, ds, a, dev, a.budget_s, label)
     lm_key, rev_key = ('lm', 'reversal') if a.data == 'separate' else ('mix', 'mix')

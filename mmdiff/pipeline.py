@@ -185,7 +185,7 @@ def train_digits(out, recipe: DigitsRecipe | None = None, time_limit_s: float = 
     L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
     caps = digit_captions(labels)
     t2i = T2IDataset(vocab, codes, caps, L, 1_000_000, cond_drop=r.cond_drop, seed=r.seed)
-    mmu = MMUDataset(vocab, codes, caps, L, 1_000_000, seed=r.seed + 1)
+    mmu = MMUDataset(vocab, codes, [digit_caption(int(l)) for l in labels], L, 1_000_000, seed=r.seed + 1)  # one canonical caption per digit
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
     model = Denoiser(mcfg)

@@ -153,7 +153,7 @@ class Trainer:
                 self.opt.step(); self.opt.zero_grad(set_to_none=True)
             self.micro += 1; stats.append(s)
         self.sched.step(); self.step += 1
-        return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+        return {k: float(np.mean([s[k] for s in stats if k in s])) for k in dict.fromkeys(k for s in stats for k in s)}  # keys may differ (per-task losses)
 
     def fit(self, resume: bool = False, until: int | None = None) -> list[dict]:
         "Train to `max_steps`, or stop early at step `until` (continuing from the newest checkpoint in `out_dir` if `resume`)."

@@ -13,8 +13,8 @@ from einops import rearrange
 from .core import Config
 
 # %% auto #0
-__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'Attention',
-           'Block', 'Denoiser']
+__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'block_diff_mask',
+           'BlockDiff', 'KVCache', 'attend', 'flex_available', 'Attention', 'Block', 'Denoiser', 'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -67,10 +67,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, L, Dh/2, 2)
     return rearrange(out, '... d two -> ... (d two)').type_as(x)
 
-# %% ../nbs/05_model.ipynb #fdeb62ed
+# %% ../nbs/05_model.ipynb #95761672
 class AttentionMode:
     "Which keys each query may attend to."
     is_causal = False
+    supports_cache = False   # True when no position attends to a later one (then a KV cache is exact)
     def mask(self, L: int, device=None) -> torch.Tensor | None: return None
     def __repr__(self): return f"{type(self).__name__}()"
 
@@ -79,21 +80,80 @@ class Full(AttentionMode):
 
 class Causal(AttentionMode):
     "Autoregressive attention: position i sees positions <= i."
-    is_causal = True
+    is_causal, supports_cache = True, True
     def mask(self, L, device=None): return torch.ones(L, L, dtype=torch.bool, device=device).tril()
 
-# %% ../nbs/05_model.ipynb #ae81d0f2
+# %% ../nbs/05_model.ipynb #87aad9d8
+def block_diff_mask(n: int, block_size: int, device=None) -> torch.Tensor:
+    "(2n, 2n) bool training mask over x_t ⊕ x_0 (True = may attend), BD3-LM's three parts."
+    if block_size < 1 or n % block_size: raise ValueError(f"block_size={block_size} does not divide the sequence length n={n}")
+    blk = torch.arange(n, device=device) // block_size                     # (n,) block of each position
+    same, before = blk[:, None] == blk[None, :], blk[:, None] > blk[None, :]  # (n, n)
+    top = torch.cat([same, before], 1)                                      # noisy queries: own block (noisy) | earlier blocks (clean)
+    bottom = torch.cat([torch.zeros_like(same), same | before], 1)          # clean queries: never noisy | blocks <= own (clean)
+    return torch.cat([top, bottom], 0)                                      # (2n, 2n)
+
+class BlockDiff(AttentionMode):
+    "Block-wise attention with blocks of `block_size` tokens: block-causal on one sequence, `block_diff_mask` on x_t ⊕ x_0."
+    supports_cache = True
+    def __init__(self, block_size: int):
+        if not isinstance(block_size, int) or block_size < 1: raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+        self.block_size = block_size
+    def mask(self, L, device=None):
+        blk = torch.arange(L, device=device) // self.block_size
+        return blk[:, None] >= blk[None, :]                                 # (L, L): blocks <= own
+    def pair_mask(self, n: int, device=None) -> torch.Tensor: return block_diff_mask(n, self.block_size, device)
+    def mask_mod(self, n: int):
+        "FlexAttention `mask_mod(b, h, q, k)` of `pair_mask(n)`."
+        bs = self.block_size
+        def mod(b, h, q, k):
+            qb, kb, qc, kc = (q % n) // bs, (k % n) // bs, q >= n, k >= n
+            return (~qc & ~kc & (qb == kb)) | (~qc & kc & (kb < qb)) | (qc & kc & (kb <= qb))
+        return mod
+    def __repr__(self): return f"BlockDiff(block_size={self.block_size})"
+
+# %% ../nbs/05_model.ipynb #5bfee624
+class KVCache:
+    "Keys and values of a clean prefix, one (B, H, Lc, Dh) pair per layer (keys already rotated by RoPE)."
+    def __init__(self, n_layer: int): self.k, self.v = [None] * n_layer, [None] * n_layer
+    def __len__(self) -> int: return 0 if self.k[0] is None else self.k[0].shape[2]
+    def __repr__(self): return f"KVCache(layers={len(self.k)}, length={len(self)})"
+
+def attend(q, k, v, mask=None, is_causal=False, dropout_p=0.0):
+    "q (B, H, Lq, Dh), k, v (B, H, Lk, Dh) -> (B, H, Lq, Dh): SDPA with a dense bool mask, or FlexAttention with a `BlockMask`."
+    if mask is not None and not isinstance(mask, torch.Tensor): return _flex_attention(q, k, v, block_mask=mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+
+_FLEX = {}
+def _flex_attention(q, k, v, block_mask):
+    "FlexAttention, compiled on GPU (fused kernel), eager elsewhere (materialises the scores: for tests only)."
+    from torch.nn.attention.flex_attention import flex_attention
+    if q.device.type != 'cuda': 
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); return flex_attention(q, k, v, block_mask=block_mask)
+    if 'compiled' not in _FLEX: _FLEX['compiled'] = torch.compile(flex_attention, dynamic=False)
+    return _FLEX['compiled'](q, k, v, block_mask=block_mask)
+
+def flex_available() -> bool:
+    "Whether this torch has FlexAttention."
+    try: from torch.nn.attention.flex_attention import flex_attention, create_block_mask; return True
+    except ImportError: return False
+
 class Attention(nn.Module):
-    "Multi-head self-attention with RoPE: (B, L, D) -> (B, L, D)."
+    "Multi-head self-attention with RoPE: (B, L, D) -> (B, L, D); optionally reads (and appends to) a `KVCache` layer."
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.h, self.qkv = cfg.n_head, nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj, self.dropout = nn.Linear(cfg.d_model, cfg.d_model, bias=False), cfg.dropout
-    def forward(self, x, cos, sin, mask=None, is_causal=False):
+    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool = False):
         q, k, v = rearrange(self.qkv(x), 'b l (three h dh) -> three b h l dh', three=3, h=self.h)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if cache is not None:
+            if cache.k[layer] is not None:                                  # prepend the cached prefix: keys (B, H, Lc + L, Dh)
+                k, v = torch.cat([cache.k[layer], k], 2), torch.cat([cache.v[layer], v], 2)
+            if update: cache.k[layer], cache.v[layer] = k, v
+        y = attend(q, k, v, mask, is_causal, self.dropout if self.training else 0.0)
         return self.proj(rearrange(y, 'b h l dh -> b l (h dh)'))
 
 class Block(nn.Module):
@@ -102,11 +162,11 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), SwiGLU(cfg.d_model, cfg.hidden, cfg.dropout)
-    def forward(self, x, cos, sin, mask=None, is_causal=False):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal)
+    def forward(self, x, cos, sin, mask=None, is_causal=False, cache=None, layer=0, update=False):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal, cache, layer, update)
         return x + self.mlp(self.norm2(x))
 
-# %% ../nbs/05_model.ipynb #861cd853
+# %% ../nbs/05_model.ipynb #5c7e1ac2
 class Denoiser(nn.Module):
     "Transformer over unified token ids: ids (B, L) -> logits (B, L, V)."
     def __init__(self, cfg: ModelConfig, attention: AttentionMode | None = None):
@@ -149,15 +209,16 @@ class Denoiser(nn.Module):
             if int(positions.max()) >= self.cfg.max_len: raise ValueError(f"position {int(positions.max())} exceeds the model's max_len={self.cfg.max_len}")
 
     def forward(self, ids: torch.Tensor, modality: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, validate: bool = True) -> torch.Tensor:
-        "ids (B, L), modality (B, L), positions (B, L) or (L,), attention_mask (B, L) bool (True = real key) -> logits (B, L, V)."
+                attention_mask: torch.Tensor | None = None, validate: bool = True, clean: torch.Tensor | None = None,
+                cache: KVCache | None = None, update_cache: bool = False) -> torch.Tensor:
+        """ids (B, L), modality (B, L), positions (B, L) or (L,), attention_mask (B, L) bool (True = real key) -> logits (B, L, V).
+        Block-wise training: `clean` (B, L) = x_0, the input is then ids ⊕ clean and the logits are those of the noisy half.
+        Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values."""
+        if clean is not None: return self._forward_pair(ids, clean, modality, positions, attention_mask, validate)
+        if cache is not None: return self._forward_cached(ids, modality, positions, attention_mask, validate, cache, update_cache)
         if validate: self.check_inputs(ids, modality, positions)
         B, L = ids.shape
-        if modality is None: modality = torch.zeros_like(ids)                  # all TEXT (modality 0)
-        x = self.tok_emb(ids) + self.mod_emb(modality)                          # (B, L, D)
-        pos = torch.arange(L, device=ids.device) if positions is None else positions
-        pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
-        cos, sin = self.rope_cos[pos], self.rope_sin[pos]                       # (B or 1, L, Dh/2)
+        x, cos, sin = self._embed(ids, modality, torch.arange(L, device=ids.device) if positions is None else positions)
         causal_fast = self.attention.is_causal and attention_mask is None     # SDPA's own causal kernel
         mask = None if causal_fast else self.attention.mask(L, ids.device)      # (L, L) or None
         if attention_mask is not None:
@@ -166,3 +227,82 @@ class Denoiser(nn.Module):
             mask = mask | torch.eye(L, dtype=torch.bool, device=ids.device)     # a query always sees itself: no empty rows
         for blk in self.blocks: x = blk(x, cos, sin, mask, causal_fast)
         return self.head(self.norm(x)).float()                                  # (B, L, V)
+
+    def _embed(self, ids, modality, pos):
+        "Token + modality embedding (B, L, D) and the RoPE cos/sin (B or 1, L, Dh/2) at positions `pos` (B, L) or (L,)."
+        if modality is None: modality = torch.zeros_like(ids)                  # all TEXT (modality 0)
+        x = self.tok_emb(ids) + self.mod_emb(modality)                          # (B, L, D)
+        pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
+        return x, self.rope_cos[pos], self.rope_sin[pos]
+
+    flex: bool | None = None   # FlexAttention for the x_t ⊕ x_0 mask: None = on CUDA when available, True/False = force
+    def _use_flex(self, device) -> bool:
+        if self.training and self.cfg.dropout > 0: return False               # attention dropout: SDPA only
+        return flex_available() and (device.type == 'cuda' if self.flex is None else self.flex)
+
+    def _forward_pair(self, xt, x0, modality, positions, attention_mask, validate):
+        "x_t (B, n), x_0 (B, n) -> logits (B, n, V) of the noisy half, both halves at the same positions."
+        mode = self.attention
+        if not hasattr(mode, 'pair_mask'): raise ValueError(f"x_t ⊕ x_0 input (clean=...) needs a block-wise attention mode such as BlockDiff; this model has {mode!r}")
+        if not isinstance(x0, torch.Tensor) or x0.shape != xt.shape:
+            raise ValueError(f"clean shape {tuple(getattr(x0, 'shape', ()))} != ids shape {tuple(xt.shape)}")
+        B, n = xt.shape
+        if validate:
+            self.check_inputs(xt, modality, positions); self.check_inputs(x0, modality, positions)
+        pos = torch.arange(n, device=xt.device) if positions is None else positions
+        x, cos, sin = self._embed(torch.cat([xt, x0], 1), None if modality is None else torch.cat([modality, modality], 1),
+                                  torch.cat([pos, pos], -1))                    # (B, 2n, D), same positions for both halves
+        if attention_mask is not None:
+            keys = torch.cat([attention_mask, attention_mask], 1)[:, None, None, :].bool()  # (B, 1, 1, 2n)
+            mask = mode.pair_mask(n, xt.device) & keys | torch.eye(2 * n, dtype=torch.bool, device=xt.device)
+        elif self._use_flex(xt.device): mask = self._block_mask(n, xt.device)
+        else: mask = mode.pair_mask(n, xt.device)                              # (2n, 2n)
+        for blk in self.blocks: x = blk(x, cos, sin, mask)
+        return self.head(self.norm(x[:, :n])).float()                           # (B, n, V)
+
+    def _block_mask(self, n, device):
+        "FlexAttention `BlockMask` of the x_t ⊕ x_0 mask (built once per length and device)."
+        from torch.nn.attention.flex_attention import create_block_mask
+        key = (n, str(device), repr(self.attention))
+        cache = self.__dict__.setdefault('_block_masks', {})
+        if key not in cache: cache[key] = create_block_mask(self.attention.mask_mod(n), None, None, 2 * n, 2 * n, device=device)
+        return cache[key]
+
+    def new_cache(self) -> KVCache:
+        "An empty `KVCache` (only for attention modes where no position sees a later one)."
+        if not self.attention.supports_cache:
+            raise ValueError(f"a KV cache needs an attention mode in which no position attends to a later one (Causal, BlockDiff); "
+                             f"this model has {self.attention!r}: every position sees the whole sequence, so cached keys would go stale")
+        return KVCache(self.cfg.n_layer)
+
+    def _forward_cached(self, ids, modality, positions, attention_mask, validate, cache, update):
+        "ids (B, L) after the cached prefix of length Lc -> logits (B, L, V); appends their K/V when `update`."
+        if not self.attention.supports_cache: self.new_cache()                # raises the ValueError
+        if attention_mask is not None: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
+        B, L = ids.shape if isinstance(ids, torch.Tensor) and ids.dim() == 2 else (None, None)
+        Lc = len(cache)
+        if validate:
+            self.check_inputs(ids, modality, positions)
+            if Lc + L > self.cfg.max_len: raise ValueError(f"cached prefix ({Lc}) + {L} new tokens = {Lc + L} exceeds the model's max_len={self.cfg.max_len}")
+            if Lc and cache.k[0].shape[0] != B: raise ValueError(f"batch size {B} != the cache's batch size {cache.k[0].shape[0]}")
+        pos = torch.arange(Lc, Lc + L, device=ids.device) if positions is None else positions
+        x, cos, sin = self._embed(ids, modality, pos)
+        mask = self.attention.mask(Lc + L, ids.device)
+        mask = None if mask is None else mask[Lc:]                              # (L, Lc + L): new queries vs prefix + new keys
+        if mask is not None and bool(mask.all()): mask = None                   # e.g. one block after clean blocks: sees everything
+        for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, mask, False, cache, i, update)
+        return self.head(self.norm(x)).float()                                  # (B, L, V)
+
+# %% ../nbs/05_model.ipynb #788940d5
+def flex_matches_dense(model: Denoiser, xt: torch.Tensor, x0: torch.Tensor, grads: bool = False, eps: float = 1e-4) -> bool:
+    "Whether the FlexAttention and the dense-SDPA paths of a block-wise `model` give the same logits (and grads) on x_t ⊕ x_0."
+    import copy
+    out = {}
+    for flex in (True, False):
+        m = copy.deepcopy(model); m.flex = flex; m.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(grads):
+            y = m(xt, clean=x0)
+            if grads: y.float().square().mean().backward()
+        out[flex] = (y.detach(), [p.grad.clone() for p in m.parameters()] if grads else [])
+    (yf, gf), (yd, gd) = out[True], out[False]
+    return bool(torch.allclose(yf, yd, atol=eps, rtol=eps)) and all(torch.allclose(a, b, atol=eps, rtol=1e-3) for a, b in zip(gf, gd))

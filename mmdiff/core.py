@@ -24,13 +24,23 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None: return torch.device(device)
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+def _busy_cpus() -> float:
+    "Runnable tasks other than this one, right now (min of a few reads of /proc/loadavg), else the 1-minute load average."
+    try:
+        import time
+        reads = []
+        for _ in range(5):
+            reads.append(int(Path('/proc/loadavg').read_text().split()[3].split('/')[0]) - 1); time.sleep(0.02)
+        return float(max(0, min(reads)))
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.0
+
 def cpu_threads(max_threads: int | None = None) -> int:
-    """Pick and set torch's CPU thread count: the free cores (cores minus the 1-minute load average), at least 1.
+    """Pick and set torch's CPU thread count: the cores not busy with other work right now, at least 1.
     On a shared machine, more threads than free cores makes small models *much* slower (OpenMP barriers wait on
     preempted threads), so a busy machine gets fewer threads. Returns the number set."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.0
-    n = max(1, min(cores, max_threads or cores, int(cores - load + 0.5)))
+    n = max(1, min(cores, max_threads or cores, int(cores - _busy_cpus() + 0.5)))
     torch.set_num_threads(n)
     return n
 

@@ -274,9 +274,20 @@ class TextDataConfig(Config):
     lm_fraction: float = 0.5        # share of Shakespeare windows among training sequences
     n_train: int = 200_000          # training sequences (drawn on the fly from the seed)
     n_val: int = 512                # validation sequences (held-out plays + held-out task seeds)
+    reversal_alphabet: str = 'abcdefghijklmnopqrstuvwxyz'  # symbols of the reversal task
+    reversal_min_len: int = 3       # shortest string to reverse
+    reversal_max_len: int = 6       # longest string to reverse
+    addition_digits: int = 2        # operands of the addition task have up to this many digits
 
-TASKS = {'reversal': lambda: __import__('mmdiff.data', fromlist=['Reversal']).Reversal(),
-         'addition': lambda: __import__('mmdiff.data', fromlist=['Addition']).Addition()}
+def _reversal(d):
+    from mmdiff.data import Reversal
+    return Reversal(d.reversal_min_len, d.reversal_max_len, d.reversal_alphabet)
+
+def _addition(d):
+    from mmdiff.data import Addition
+    return Addition(d.addition_digits)
+
+TASKS = {'reversal': _reversal, 'addition': _addition}  # task name -> (TextDataConfig -> Task)
 
 def build_text_data(dcfg: TextDataConfig, seed: int = 0, vocab=None):
     "Train (or take) a vocab and build (vocab, train_ds, val_ds) for the text model."
@@ -286,7 +297,7 @@ def build_text_data(dcfg: TextDataConfig, seed: int = 0, vocab=None):
     names = [t for t in dcfg.tasks.split(',') if t]
     unknown = [t for t in names if t not in TASKS]
     if unknown: raise ValueError(f"unknown task(s) {unknown}; known: {sorted(TASKS)}")
-    tasks = [TASKS[t]() for t in names]
+    tasks = [TASKS[t](dcfg) for t in names]
     train_txt, val_txt = list(shakespeare('train').values()), list(shakespeare('val').values())
     if vocab is None: vocab = train_vocab(train_txt + [e for t in tasks for e in t.examples(2000)], dcfg.n_text)
     n_lm = round(dcfg.n_train * dcfg.lm_fraction) if tasks else dcfg.n_train

@@ -11,11 +11,12 @@ sampling return the same tokens (printed, and recorded in the table).
     python benchmarks/bench_block.py             # the full benchmark (tens of minutes on a 2-core CPU; minutes on a GPU)
 """
 from __future__ import annotations
-import argparse, datetime, json, math, os, platform, shlex, sys, tempfile, time, warnings
+import argparse, json, tempfile, time
 from pathlib import Path
 
 import torch
 
+from common import sync, machine_info, command_line, apply_profile
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff
 from mmdiff.loss import MaskedDiffusion, Autoregressive
@@ -34,8 +35,6 @@ QUICK = dict(d_model=32, n_layer=2, n_head=2, seq_len=32, task_seq_len=32, batch
 THRESHOLDS = (None, 0.95, 0.9, 0.7, 0.5)
 
 
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 def timed(fn, dev, repeats: int = 1):
     "Best-of-`repeats` wall time of `fn()` after one warm-up call; returns (result, seconds)."
@@ -77,18 +76,6 @@ def threshold_accuracy(model, vocab, ds, n, threshold, block: bool, dev) -> dict
         nfe += st.nfe * len(idx); groups += 1
     return dict(threshold=threshold, accuracy=right / n, nfe_per_answer=nfe / n, s=time.perf_counter() - t0)
 
-def machine_info(dev) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    info = dict(torch=torch.__version__, python=platform.python_version(), device=str(dev), cpu=cpu, torch_threads=torch.get_num_threads(),
-                date=datetime.datetime.now().isoformat(timespec='seconds'), cpu_count=os.cpu_count())
-    try: info['load_avg_1m_at_start'] = os.getloadavg()[0]
-    except (OSError, AttributeError): pass
-    if dev.type == 'cuda': info['gpu'] = torch.cuda.get_device_name(dev)
-    return info
 
 def markdown(res: dict) -> str:
     a, mi = res['args'], res['machine']
@@ -131,13 +118,11 @@ def parse_args(argv=None):
     p.add_argument('--progress', action='store_true')
     p.add_argument('--out-dir', default=str(HERE / 'results'))
     a = p.parse_args(argv)
-    for k, v in (QUICK if a.quick else FULL).items():
-        if getattr(a, k) is None: setattr(a, k, v)
-    return a
+    return apply_profile(a, QUICK if a.quick else FULL)
 
 def main(argv=None):
     a = parse_args(argv)
-    command = 'python ' + ' '.join(shlex.quote(s) for s in ([sys.argv[0]] + (sys.argv[1:] if argv is None else list(argv))))
+    command = command_line(argv)
     if a.threads: torch.set_num_threads(a.threads)
     T0, dev = time.perf_counter(), get_device(a.device)
     mi = machine_info(dev)

@@ -11,13 +11,14 @@ absolute numbers depend on the machine and on what else runs on it. This is a be
 See benchmarks/README.md for what each number means.
 """
 from __future__ import annotations
-import argparse, datetime, json, math, platform, shlex, statistics, sys, tempfile, time, warnings
+import argparse, json, math, statistics, tempfile, time, warnings
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common import sync, machine_info, command_line, apply_profile
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, Causal
 from mmdiff.loss import MaskedDiffusion, Autoregressive
@@ -61,9 +62,6 @@ def n_params(m: nn.Module) -> int: return sum(p.numel() for p in m.parameters())
 def n_emb_params(m: nn.Module) -> int: return sum(mod.weight.numel() for mod in m.modules() if isinstance(mod, nn.Embedding))
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 def throughput(models: dict, batch: dict, steps: int, warmup: int, dev) -> dict:
     """Median seconds of one fwd + bwd + AdamW step for each of `models` ({name: (model, loss_fn)}), all on the same `batch`.
@@ -122,20 +120,6 @@ def timed_accuracy(model, vocab, ds, n, autoregressive: bool, dev) -> dict:
     return dict(accuracy=r['accuracy'], n=r['n'], ms_per_answer=1000 * dt / n, examples=r['examples'][:3])
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-def machine_info(dev) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    info = dict(torch=torch.__version__, python=platform.python_version(), device=str(dev), cpu=cpu,
-                torch_threads=torch.get_num_threads(), host=platform.node(), date=datetime.datetime.now().isoformat(timespec='seconds'))
-    if dev.type == 'cuda': info['gpu'] = torch.cuda.get_device_name(dev)
-    try:
-        import os; info['load_avg_1m_at_start'] = os.getloadavg()[0]; info['cpu_count'] = os.cpu_count()
-    except (OSError, AttributeError): pass
-    return info
 
 def fmt(x, spec, prefix=''): return '—' if x is None or (isinstance(x, float) and math.isnan(x)) else prefix + format(x, spec)
 
@@ -216,14 +200,11 @@ def parse_args(argv=None):
     p.add_argument('--progress', action='store_true', help='show the Trainer\'s tqdm bars')
     p.add_argument('--out-dir', default=str(HERE / 'results'), help='where text_bench.md / text_bench.json go (default benchmarks/results)')
     a = p.parse_args(argv)
-    prof = QUICK if a.quick else FULL
-    for k, v in prof.items():
-        if getattr(a, k) is None: setattr(a, k, v)
-    return a
+    return apply_profile(a, QUICK if a.quick else FULL)
 
 def main(argv=None):
     a = parse_args(argv)
-    command = 'python ' + ' '.join(shlex.quote(s) for s in ([sys.argv[0]] + (sys.argv[1:] if argv is None else list(argv))))
+    command = command_line(argv)
     if a.threads: torch.set_num_threads(a.threads)
     warnings.filterwarnings('ignore', message='.*enable_nested_tensor.*')
     T0 = time.perf_counter()

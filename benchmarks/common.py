@@ -1,0 +1,37 @@
+"Helpers shared by the benchmark scripts: device sync, machine description, the reproducible command line, profile defaults."
+from __future__ import annotations
+import datetime, os, platform, shlex, sys
+from pathlib import Path
+import torch
+
+
+def sync(dev):
+    "Wait for queued GPU work so wall-clock timings are honest (no-op on CPU)."
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+
+
+def machine_info(dev) -> dict:
+    "What the numbers were measured on: torch, Python, CPU model, threads, load at start, GPU name."
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    info = dict(torch=torch.__version__, python=platform.python_version(), device=str(dev), cpu=cpu, torch_threads=torch.get_num_threads(),
+                date=datetime.datetime.now().isoformat(timespec='seconds'), cpu_count=os.cpu_count())
+    try: info['load_avg_1m_at_start'] = os.getloadavg()[0]
+    except (OSError, AttributeError): pass
+    if dev.type == 'cuda': info['gpu'] = torch.cuda.get_device_name(dev)
+    return info
+
+
+def command_line(argv=None) -> str:
+    "The command that reproduces this run, shell-quoted."
+    return 'python ' + ' '.join(shlex.quote(s) for s in ([sys.argv[0]] + (sys.argv[1:] if argv is None else list(argv))))
+
+
+def apply_profile(args, profile: dict):
+    "Fill every flag left at None from `profile` (the full or the --quick defaults); flags given explicitly win."
+    for k, v in profile.items():
+        if getattr(args, k) is None: setattr(args, k, v)
+    return args

@@ -44,6 +44,7 @@ class TrainConfig(Config):
     progress: bool = True           # tqdm progress bar
     time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
     cpu: bool = False               # force CPU even when a GPU is visible
+    compile: bool = False           # torch.compile the model (GPU: fused kernels; CPU works but compiles slowly)
     def __post_init__(self):
         if self.mixed_precision not in ('no', 'bf16', 'fp16'): raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for k in ('max_steps', 'batch_size', 'grad_accum'):
@@ -126,6 +127,7 @@ class Trainer:
                                 lr=cfg.lr, betas=(0.9, cfg.beta2))
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
+        self.train_model = torch.compile(self.model) if cfg.compile else self.model   # the forward of training steps; self.model stays uncompiled
         self.gen = torch.Generator(device=self.acc.device)   # masking noise, re-seeded per micro-batch from noise_seed
         self.step, self.micro, self.history = 0, 0, []
         self.out = Path(cfg.out_dir)
@@ -153,7 +155,7 @@ class Trainer:
         for _ in range(self.cfg.grad_accum):
             with self.acc.accumulate(self.model):
                 self.gen.manual_seed(noise_seed(self.cfg.seed, self.micro * self.acc.num_processes + self.acc.process_index))
-                loss, s = self.objective(self.model, self._batch(self.train_ds, self.micro, self.cfg.seed), self.gen)
+                loss, s = self.objective(self.train_model, self._batch(self.train_ds, self.micro, self.cfg.seed), self.gen)
                 self.acc.backward(loss)
                 if self.acc.sync_gradients and self.cfg.grad_clip > 0: self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
                 self.opt.step(); self.opt.zero_grad(set_to_none=True)
@@ -265,7 +267,7 @@ def _load_checkpoint(self, dir):
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = _save_checkpoint, _load_checkpoint
 
-# %% ../nbs/08_train.ipynb #e42f9331
+# %% ../nbs/08_train.ipynb #54385776
 @dataclass
 class TextDataConfig(Config):
     n_text: int = 1024              # BPE text tokens
@@ -326,6 +328,6 @@ def main(argv=None):
     if trainer.acc.is_main_process: save_model(trainer.raw_model, cfg.out_dir)
     return trainer
 
-# %% ../nbs/08_train.ipynb #d4546967
+# %% ../nbs/08_train.ipynb #d7e6737e
 #| eval: false
 if __name__ == '__main__': main()

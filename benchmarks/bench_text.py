@@ -25,7 +25,7 @@ from mmdiff.loss import MaskedDiffusion, Autoregressive
 from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data, collate, batch_indices
 from mmdiff.data import LMDataset, TaskDataset, Reversal, shakespeare
 from mmdiff.evaluate import nelbo, ar_nll, task_accuracy
-from mmdiff.cli import steps_for_budget
+from mmdiff.train import steps_for_budget
 
 HERE = Path(__file__).resolve().parent
 
@@ -152,7 +152,7 @@ def markdown(res: dict) -> str:
     t = res['throughput_ratio']
     L += ["", f"Throughput ratios (same batch, same machine, interleaved steps): mmdiff diffusion / plain PyTorch = **{t['diffusion_vs_plain']:.2f}×**, "
           f"mmdiff AR (Causal) / plain PyTorch = {t['ar_vs_plain']:.2f}×, mmdiff diffusion / mmdiff AR = {t['diffusion_vs_ar']:.2f}×.", "",
-          "Training runs (`mmdiff.train.Trainer`, steps planned with `mmdiff.cli.steps_for_budget`, which times batch building and the optimizer step, hard stop at 1.1 × budget):", "",
+          "Training runs (`mmdiff.train.Trainer`, steps planned with `mmdiff.train.steps_for_budget`, which times batch building and the optimizer step, hard stop at 1.1 × budget):", "",
           "| run | planned steps | steps done | wall s | sequences seen | final train loss | Trainer tok/s |", "|---|---|---|---|---|---|---|"]
     for k, st in res['train_runs'].items():
         L.append(f"| {k} | {st['planned_steps']} | {st['steps']} | {st['wall_s']:.0f} | {st['sequences_seen']:,} | "

@@ -77,11 +77,15 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
                          steps: int = 16, cfg_scale: float = 0., temperature: float = 1.0, anneal: bool = True,
                          generator: torch.Generator | None = None, callback: Callable[[int, torch.Tensor], None] | None = None,
                          init_codes: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-                         choice_temperature: float | None = None) -> torch.Tensor:
+                         choice_temperature: float | None = None, n_blocks: int = 1) -> torch.Tensor:
     """MaskGIT text-to-image sampling: B captions -> image codes (B, n_tokens) in [0, K).
     `callback(step, ids)` sees the (B, seq_len) sequence after each step; `init_codes` (B, N) + `keep` (B, N) bool inpaint:
-    kept codes are fixed, the rest is generated. `choice_temperature` scales the confidence noise (default `temperature`)."""
+    kept codes are fixed, the rest is generated. `choice_temperature` scales the confidence noise (default `temperature`).
+    `n_blocks` > 1 generates the codes block-wise: `n_blocks` equal bands in raster order (bands of rows), one after the other,
+    `steps // n_blocks` MaskGIT steps each (same NFE as `n_blocks=1`), later bands staying `[MASK]` until their turn."""
     _check_image_args(model, vocab, len(captions), n_tokens, seq_len, steps, cfg_scale, temperature, init_codes, keep)
+    if n_blocks < 1 or n_tokens % n_blocks: raise ValueError(f"n_blocks={n_blocks} must be >= 1 and divide n_tokens={n_tokens}")
+    if steps % n_blocks: raise ValueError(f"steps={steps} must be a multiple of n_blocks={n_blocks} (steps per block = steps / n_blocks)")
     B, N, dev = len(captions), n_tokens, getattr(model, 'device', None) or torch.device('cpu')
     tau_c = temperature if choice_temperature is None else choice_temperature
     cond = {k: v.to(dev) for k, v in _stack([t2i_input(vocab, c, N, seq_len) for c in captions]).items()}
@@ -92,10 +96,14 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
     if cfg_scale > 0:                                                       # empty caption, same slot, rows stacked after cond
         unc = {k: v[None].expand(B, -1).to(dev) for k, v in t2i_input(vocab, [], N, seq_len).items()}
         mod2, am2 = torch.cat([cond['modality'], unc['modality']]), torch.cat([cond['attention_mask'], unc['attention_mask']])
-    n0 = (x[:, slot] == vocab.mask_id).sum(-1)                              # (B,) tokens to generate
+    spb, width = steps // n_blocks, N // n_blocks                            # steps and codes per block
+    pos = torch.arange(N, device=dev)
     for s in range(1, steps + 1):
+        b, sb = (s - 1) // spb, (s - 1) % spb + 1                           # block index, step inside the block (1..spb)
+        active = (pos >= b * width) & (pos < (b + 1) * width)               # (N,) this block's codes
         img = x[:, slot]                                                    # (B, N)
-        masked = img == vocab.mask_id                                       # (B, N)
+        masked = (img == vocab.mask_id) & active                            # (B, N) masked codes of this block
+        if sb == 1: n0 = masked.sum(-1)                                     # (B,) tokens this block starts with
         if cfg_scale > 0:
             un_x = unc['ids'].clone(); un_x[:, slot] = img
             c, u = _logits(model(torch.cat([x, un_x]), modality=mod2, attention_mask=am2)).chunk(2)
@@ -105,9 +113,9 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
         logp = logits[:, slot, vocab.image_offset:vocab.mask_id].to(torch.float64).log_softmax(-1)  # (B, N, K) codes only
         code = add_gumbel_noise(logp, temperature, generator).argmax(-1)     # (B, N) sampled codes
         conf = logp.gather(-1, code[..., None])[..., 0]                     # (B, N) log p of the sample
-        if anneal and tau_c > 0: conf = conf + tau_c * (1 - s / steps) * _gumbel(conf.shape, generator, conf.device)
-        conf = conf.masked_fill(~masked, math.inf)                          # given tokens are never re-masked
-        n_keep_masked = torch.minimum(cosine_masked(n0, s, steps), masked.sum(-1))  # (B,)
+        if anneal and tau_c > 0: conf = conf + tau_c * (1 - sb / spb) * _gumbel(conf.shape, generator, conf.device)
+        conf = conf.masked_fill(~masked, math.inf)                          # given tokens and other blocks are never touched
+        n_keep_masked = torch.minimum(cosine_masked(n0, sb, spb), masked.sum(-1))  # (B,)
         order = conf.argsort(dim=-1, stable=True)                               # least confident first
         ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(N, device=dev).expand_as(order))
         new = torch.where(masked, code + vocab.image_offset, img)
@@ -115,7 +123,7 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
         if callback is not None: callback(s, x.clone())
     return x[:, slot] - vocab.image_offset
 
-# %% ../nbs/11_multimodal.ipynb #906056ef
+# %% ../nbs/11_multimodal.ipynb #d217a63a
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
                   question: str | Sequence[int] = '', **gen_kw) -> list[str]:
@@ -138,7 +146,7 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
         caps.append(vocab.decode([t for t in row if t < vocab.n_text]))
     return caps
 
-# %% ../nbs/11_multimodal.ipynb #a3a74466
+# %% ../nbs/11_multimodal.ipynb #dd532a16
 @torch.no_grad()
 def infill(model, vocab: Vocab, ids: torch.Tensor, steps: int, temperature: float = 0.,
            remasking: str | Remasking = 'low_confidence', generator: torch.Generator | None = None,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from tqdm.auto import tqdm
 from .core import Config, seed_everything, get_device
 from .vocab import Vocab, train_vocab
 from . import imagetok
@@ -19,7 +20,7 @@ from .data import (digits, digit_caption, DIGIT_TEMPLATES, encode_images, as_hwc
                          MixedDataset, image_seq_len)
 from .model import Denoiser, ModelConfig
 from .loss import MaskedDiffusion
-from .train import Trainer, TrainConfig, save_model, load_model
+from .train import Trainer, TrainConfig, save_model, load_model, steps_for_budget
 from .sample import generate
 from .multimodal import generate_image_codes, caption_codes
 from .evaluate import train_digit_classifier, diversity
@@ -95,12 +96,12 @@ def _generator(seed, device):
     return None if seed is None else torch.Generator(device=device).manual_seed(seed)
 
 def _generate_image(self, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None, temperature: float = 1.0,
-                    seed: int | None = None) -> np.ndarray:
-    "Images for `prompts`: uint8 (N, H, W) (grayscale) or (N, H, W, 3)."
+                    seed: int | None = None, n_blocks: int = 1) -> np.ndarray:
+    "Images for `prompts`: uint8 (N, H, W) (grayscale) or (N, H, W, 3). `n_blocks` > 1: block-wise, bands of rows one after the other."
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     codes = generate_image_codes(self.model, self.vocab, prompts, self.n_tokens, self.cfg.seq_len, steps=steps,
                                  cfg_scale=self.cfg.default_cfg if cfg_scale is None else cfg_scale, temperature=temperature,
-                                 generator=_generator(seed, self.device))
+                                 generator=_generator(seed, self.device), n_blocks=n_blocks)
     return self.decode_codes(codes)
 
 def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
@@ -150,17 +151,18 @@ def _generate_text(self, prompt: str, gen_length: int | None = None, steps: int 
 MMDiff.generate_image, MMDiff.decode_codes, MMDiff.encode_images = _generate_image, _decode_codes, _encode_images
 MMDiff.caption, MMDiff.inpaint, MMDiff.generate_text = _caption, _inpaint, _generate_text
 
-# %% ../nbs/12_pipeline.ipynb #13dcff53
+# %% ../nbs/12_pipeline.ipynb #cfc1df73
 @dataclass
 class DigitsRecipe(Config):
     tok_steps: int = 800          # VQ-VAE training steps
-    d_model: int = 192            # denoiser width
-    n_layer: int = 6              # denoiser depth
-    n_head: int = 6               # attention heads
-    steps: int = 3000             # denoiser optimizer steps (a time budget may stop earlier)
-    batch_size: int = 64          # sequences per step
+    d_model: int = 128            # denoiser width
+    n_layer: int = 4              # denoiser depth
+    n_head: int = 4               # attention heads
+    steps: int = 0                # denoiser optimizer steps; 0 = as many as fit the time budget (timed on this machine)
+    batch_size: int = 32          # sequences per step
     lr: float = 2e-3              # peak learning rate
-    t2i_weight: float = 0.6       # share of t2i items in the mix (the rest are captioning items)
+    t2i_weight: float = 0.5       # share of t2i items in the mix (the rest are captioning items)
+    mmu_weight: float = 2.0       # loss weight of captioning items (t2i items weigh 1)
     cond_drop: float = 0.1        # caption dropout for classifier-free guidance
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
     seed: int = 0                 # everything
@@ -169,10 +171,13 @@ def digit_captions(labels: torch.Tensor):
     "Caption function for the image datasets: image j -> a random template naming its digit."
     return lambda j, rng: digit_caption(int(labels[j]), rng)
 
-def train_digits(out, recipe: DigitsRecipe | None = None, time_limit_s: float = 0.0, device=None, progress: bool = True,
+def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0, device=None, progress: bool = True,
                  log=print) -> MMDiff:
-    "Train the image tokenizer and the unified denoiser on the digits' train split; save the pipeline to `out`."
+    """Train the image tokenizer and the unified denoiser on the digits' train split; save the pipeline to `out`.
+    With `recipe.steps == 0` the denoiser gets as many steps as fit `budget_s` seconds (the LR schedule completes); training also stops
+    at 1.25 x `budget_s` on a machine that slows down."""
     r = recipe or DigitsRecipe(); seed_everything(r.seed); dev = get_device(device)
+    if not r.steps and budget_s <= 0: raise ValueError("DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps")
     images, labels = digits('train')
     t0 = time.perf_counter()
     tok, _ = train_tokenizer(as_chw(images), VQConfig(), steps=r.tok_steps, seed=r.seed, progress=progress, device=dev)
@@ -188,11 +193,15 @@ def train_digits(out, recipe: DigitsRecipe | None = None, time_limit_s: float = 
     mmu = MMUDataset(vocab, codes, [digit_caption(int(l)) for l in labels], L, 1_000_000, seed=r.seed + 1)  # one canonical caption per digit
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
-    model = Denoiser(mcfg)
-    log(f"      denoiser: {model.num_params() / 1e6:.2f} M parameters, sequences of {L} tokens ({tok.tokens_per_image} image tokens)")
-    cfg = TrainConfig(out_dir=str(Path(out)/'run'), max_steps=r.steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(200, r.steps // 10),
-                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=time_limit_s, cpu=dev.type == 'cpu')
-    trainer = Trainer(model, MaskedDiffusion(vocab.mask_id), train_ds, cfg)
+    model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, r.mmu_weight))
+    steps = r.steps
+    if not steps:
+        steps, dt = steps_for_budget(model, obj, train_ds, r.batch_size, budget_s, probe=5)
+        log(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {budget_s:.0f} s")
+    log(f"      denoiser: {model.num_params() / 1e6:.2f} M parameters, sequences of {L} tokens ({tok.tokens_per_image} image tokens), {steps} steps of {r.batch_size}")
+    cfg = TrainConfig(out_dir=str(Path(out)/'run'), max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10),
+                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=1.25 * budget_s, cpu=dev.type == 'cpu')
+    trainer = Trainer(model, obj, train_ds, cfg)
     trainer.fit()
     pipe = MMDiff(trainer.raw_model.eval(), vocab, tok, PipelineConfig(seq_len=L, default_cfg=r.default_cfg))
     pipe.save_pretrained(out)
@@ -225,23 +234,25 @@ def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 
                 cfg_scale=pipe.cfg.default_cfg if cfg_scale is None else cfg_scale,
                 images=imgs, labels=labels.numpy(), prompts=prompts, captions=caps[:10], clf=clf)
 
-def sweep(pipe: MMDiff, clf, steps=(2, 4, 8, 16), cfg_scales=(0.0, 1.0, 3.0), n_per_digit: int = 10, seed: int = 0) -> list[dict]:
-    "t2i accuracy for every (steps, cfg_scale)."
+def sweep(pipe: MMDiff, clf, steps=(2, 4, 8, 16), cfg_scales=(0.0, 1.0, 3.0), n_per_digit: int = 10, seed: int = 0,
+          n_blocks=(1,), progress: bool = False) -> list[dict]:
+    "t2i accuracy and diversity for every (steps, cfg_scale, n_blocks) with n_blocks dividing steps and the image's codes."
+    grid = [(s, c, m) for s in steps for c in cfg_scales for m in n_blocks if s % m == 0 and pipe.n_tokens % m == 0]
     rows = []
-    for s in steps:
-        for c in cfg_scales:
-            r = evaluate_t2i(pipe, clf, n_per_digit, s, c, seed)
-            rows.append(dict(steps=s, cfg_scale=c, **r))
+    for s, c, m in tqdm(grid, desc='sweep', disable=not progress, leave=False):
+        rows.append(dict(steps=s, cfg_scale=c, n_blocks=m, **evaluate_t2i(pipe, clf, n_per_digit, s, c, seed, n_blocks=m)))
     return rows
 
-def evaluate_t2i(pipe: MMDiff, clf, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None, seed: int = 0) -> dict:
+def evaluate_t2i(pipe: MMDiff, clf, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None, seed: int = 0,
+                 n_blocks: int = 1) -> dict:
     "Text-to-image accuracy and diversity only."
     import random
     rng = random.Random(seed)
     labels = torch.arange(10).repeat_interleave(n_per_digit)
-    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=steps, cfg_scale=cfg_scale, seed=seed)
+    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=steps, cfg_scale=cfg_scale, seed=seed, n_blocks=n_blocks)
     te_img, te_lab = digits('test')
-    return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(), **diversity(imgs, labels, te_img, te_lab))
+    return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(),
+                **diversity(imgs, labels, te_img, te_lab, train=digits('train')[0]))
 
 def sample_grid(images: np.ndarray, labels, path, per_row: int | None = None, title: str = ''):
     "Save a grid of generated images (rows = prompted digit) to `path` (PNG)."

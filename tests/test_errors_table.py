@@ -129,6 +129,14 @@ def test_generate_image_codes_too_long(vocab, model):
     with pytest.raises(ValueError, match=r"seq_len=30 exceeds the model's max_len=24"):
         generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=30)
 
+def test_generate_image_codes_blocks_do_not_divide(vocab, model):
+    with pytest.raises(ValueError, match=r'n_blocks=3 must be >= 1 and divide n_tokens=4'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, steps=3, n_blocks=3)
+
+def test_generate_image_codes_steps_not_multiple_of_blocks(vocab, model):
+    with pytest.raises(ValueError, match=r'steps=3 must be a multiple of n_blocks=2'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, steps=3, n_blocks=2)
+
 def test_caption_codes_out_of_range(vocab, model):
     with pytest.raises(ValueError, match=r'image codes must lie in \[0, 4\), got range \[0, 9\]'):
         caption_codes(model, vocab, torch.tensor([[0, 9]]), seq_len=16)
@@ -182,3 +190,15 @@ def test_every_table_row_names_an_existing_test():
         for f, t in refs:
             assert f in ('test_bad_input.py', 'test_errors_table.py'), row
             assert t in known[f], f'{f}::{t} does not exist (row: {row})'
+
+
+# ----------------------------------------------------------------------------------------------- budgets and recipes
+def test_steps_for_budget_no_time(vocab, model):
+    from mmdiff.train import steps_for_budget
+    with pytest.raises(ValueError, match=r'seconds must be > 0, got 0'):
+        steps_for_budget(model, MaskedDiffusion(vocab.mask_id), [], 8, seconds=0)
+
+def test_train_digits_without_steps_or_budget(tmp_path):
+    from mmdiff.pipeline import train_digits, DigitsRecipe
+    with pytest.raises(ValueError, match=r"DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps"):
+        train_digits(tmp_path, DigitsRecipe(steps=0))

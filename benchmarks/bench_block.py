@@ -9,6 +9,7 @@ sampling return the same tokens (printed, and recorded in the table).
 
     python benchmarks/bench_block.py --quick     # ~1-2 min smoke test with a tiny model
     python benchmarks/bench_block.py             # the full benchmark (tens of minutes on a 2-core CPU; minutes on a GPU)
+    python benchmarks/bench_block.py --replot    # only redraw block_bench_likelihood.png / block_bench_speed.png from block_bench.json
 """
 from __future__ import annotations
 import argparse, json, tempfile, time
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from common import sync, machine_info, command_line, apply_profile
-from mmdiff.core import seed_everything, get_device, atomic_write_text
+from mmdiff.core import seed_everything, get_device, atomic_write_text, atomic_write_bytes
 from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff
 from mmdiff.loss import MaskedDiffusion, Autoregressive
 from mmdiff.block import BlockDiffusion, block_nelbo, generate_block
@@ -106,9 +107,52 @@ def markdown(res: dict) -> str:
         L.append(f"| {r['model']} | {'one token per step' if r['threshold'] is None else r['threshold']} | {r['accuracy']:.1%} | {r['nfe_per_answer']:.1f} | {r['s']:.1f} |")
     return '\n'.join(L) + '\n'
 
+def plots(res: dict, out: Path) -> list[Path]:
+    "block_bench_likelihood.png (held-out NLL / NELBO with ± 1 s.e.) and block_bench_speed.png (decoding tokens/s per sampler)."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from io import BytesIO
+    def save(fig, name):
+        buf = BytesIO(); fig.tight_layout(); fig.savefig(buf, format='png', dpi=120); plt.close(fig)
+        atomic_write_bytes(out / name, buf.getvalue()); (out / name).chmod(0o644); return out / name
+    a, quick = res['args'], ' (QUICK smoke test)' if res['args'].get('quick') else ''
+    lik = res['likelihood']
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    x = range(len(lik))
+    bars = ax.bar(x, [r['nll'] for r in lik], yerr=[r['stderr'] for r in lik], capsize=5,
+                  color=['tab:grey' if not r['bound'] else 'tab:blue' for r in lik], edgecolor='k', lw=.5)
+    for b, r in zip(bars, lik):
+        ax.annotate(f"{'≤ ' if r['bound'] else ''}{r['nll']:.3f}" + (f"\n± {r['stderr']:.3f}" if r['bound'] else '\n(exact)'),
+                    (b.get_x() + b.get_width() / 2, b.get_height() + r['stderr']), textcoords='offset points', xytext=(0, 3),
+                    ha='center', fontsize=8)
+    ax.set_xticks(list(x), [r['model'] for r in lik])
+    lo = min(r['nll'] - r['stderr'] for r in lik)
+    ax.set_ylim(max(0, lo - 0.5), max(r['nll'] + r['stderr'] for r in lik) + 0.45)
+    ax.set(ylabel='nats / token (lower is better)',
+           title=f"held-out Shakespeare: AR NLL (grey, exact) vs NELBO (blue, bound)\n{a['steps']} steps × {a['batch_size']} × {a['seq_len']} tokens, d_model {a['d_model']}{quick}")
+    ax.title.set_fontsize(9); ax.grid(axis='y', alpha=.3)
+    f1 = save(fig, 'block_bench_likelihood.png')
+    sp = res['speed']
+    import textwrap
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(sp) + 1.6))
+    y = list(range(len(sp)))[::-1]
+    col = [('silver' if 'no cache' in r['sampler'] else 'tab:grey') if r['sampler'].startswith('AR') else 'tab:green' if r['sampler'].startswith('full')
+           else 'tab:orange' if 'no cache' in r['sampler'] else 'tab:blue' for r in sp]
+    bars = ax.barh(y, [r['tok_per_s'] for r in sp], color=col, edgecolor='k', lw=.5)
+    for b, r in zip(bars, sp): ax.annotate(f"{r['tok_per_s']:,.0f}  ({r['nfe']} NFE)", (b.get_width(), b.get_y() + b.get_height() / 2),
+                                           textcoords='offset points', xytext=(3, 0), va='center', fontsize=8)
+    ax.set_yticks(y, [textwrap.fill(r['sampler'], 38) for r in sp], fontsize=8)
+    ax.set_xlim(0, max(r['tok_per_s'] for r in sp) * 1.35)
+    ax.set(xlabel='generated tokens / s (higher is better)',
+           title=f"decoding {a['gen_tokens']} tokens, batch {a['sample_batch']}, temperature 0, no EOS stop\n"
+                 f"device {res['machine']['device']}, d_model {a['d_model']}, {a['n_layer']} layers{quick}")
+    ax.title.set_fontsize(9); ax.grid(axis='x', alpha=.3)
+    f2 = save(fig, 'block_bench_speed.png')
+    return [f1, f2]
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Outputs: <out-dir>/block_bench.md and <out-dir>/block_bench.json.")
+                                epilog="Outputs: <out-dir>/block_bench.md, block_bench.json, block_bench_likelihood.png and block_bench_speed.png.")
     p.add_argument('--quick', action='store_true', help='tiny model and 30 training steps: a smoke test of the script')
     for k in FULL: p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
     p.add_argument('--lr', type=float, default=3e-3)
@@ -117,11 +161,16 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: torch default)')
     p.add_argument('--progress', action='store_true')
     p.add_argument('--out-dir', default=str(HERE / 'results'))
+    p.add_argument('--replot', action='store_true', help='only redraw the PNGs from <out-dir>/block_bench.json (no training)')
     a = p.parse_args(argv)
     return apply_profile(a, QUICK if a.quick else FULL)
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.replot:
+        out = Path(a.out_dir)
+        for f in plots(json.loads((out / 'block_bench.json').read_text()), out): print(f"written {f}")
+        return None
     command = command_line(argv)
     if a.threads: torch.set_num_threads(a.threads)
     T0, dev = time.perf_counter(), get_device(a.device)
@@ -201,7 +250,8 @@ def main(argv=None):
     atomic_write_text(out / 'block_bench.md', md)
     atomic_write_text(out / 'block_bench.json', json.dumps(res, indent=2, default=str))
     for f in ('block_bench.md', 'block_bench.json'): (out / f).chmod(0o644)
-    print('\n' + md + f"\nwritten {out / 'block_bench.md'} and {out / 'block_bench.json'}", flush=True)
+    pngs = plots(res, out)
+    print('\n' + md + f"\nwritten {out / 'block_bench.md'}, {out / 'block_bench.json'}, " + ', '.join(p.name for p in pngs), flush=True)
     return res
 
 if __name__ == '__main__': main()

@@ -32,7 +32,7 @@ QUICK = dict(minutes=0.6, d_model=32, n_layer=1, batch_size=16, tok_steps=50, n_
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Outputs: <out-dir>/images_bench.md, .json, and the plots images_bench_*.png.")
+                                epilog="Outputs: <out-dir>/images_bench.md, .json, and the plots images_bench_*.png (images_bench_quick* with --quick).")
     p.add_argument('--quick', action='store_true', help='tiny model, seconds of training: a smoke test of the script')
     p.add_argument('--pipeline', default=None, help='evaluate this saved pipeline instead of training one')
     p.add_argument('--minutes', type=float, default=None, help='the demo budget, all included (default 9.5)')
@@ -128,19 +128,20 @@ def main(argv=None):
     main_ = {k: r[k] for k in ('t2i_acc', 'caption_acc', 'classifier_acc_real', 'diversity_ratio', 'copy_rate', 'ms_per_image', 'ms_per_caption', 'cfg_scale')}
     print(f"  t2i {main_['t2i_acc']:.1%}, captioning {main_['caption_acc']:.1%}, diversity {main_['diversity_ratio']:.2f}", flush=True)
     out = Path(a.out_dir); out.mkdir(parents=True, exist_ok=True)
-    sample_grid(r['images'], r['labels'], out / 'images_bench_samples.png', per_row=10, title='text-to-image, 16 steps (row = prompted digit)')
+    name = 'images_bench_quick' if a.quick else 'images_bench'          # a smoke run never overwrites the full result
+    sample_grid(r['images'], r['labels'], out / f'{name}_samples.png', per_row=10, title='text-to-image, 16 steps (row = prompted digit)')
     grid = dict(steps=[int(s) for s in a.steps_grid.split(',')], cfg_scales=[float(c) for c in a.cfg_grid.split(',')],
                 n_blocks=[int(m) for m in a.blocks_grid.split(',')])
     rows = sweep(pipe, clf, n_per_digit=a.n_per_digit, seed=a.seed, progress=a.progress, **grid)
     rows = [{k: v for k, v in row.items() if not isinstance(v, np.ndarray)} for row in rows]
     for row in rows: print(f"  steps {row['steps']:2d} cfg {row['cfg_scale']:g} blocks {row['n_blocks']}: {row['t2i_acc']:.1%}", flush=True)
     res = dict(command=command, machine=mi, args=vars(a), train=train, main=main_, sweep=rows)
-    res['plots'] = ['images_bench_samples.png'] + plots(rows, out, 'images_bench')
+    res['plots'] = [f'{name}_samples.png'] + plots(rows, out, name)
     res['total_s'] = time.perf_counter() - T0
     md = markdown(res)
-    atomic_write_text(out / 'images_bench.md', md)
-    atomic_write_text(out / 'images_bench.json', json.dumps(res, indent=2, default=str))
-    print('\n' + md + f"\nwritten {out / 'images_bench.md'} and {out / 'images_bench.json'}", flush=True)
+    atomic_write_text(out / f'{name}.md', md)
+    atomic_write_text(out / f'{name}.json', json.dumps(res, indent=2, default=str))
+    print('\n' + md + f"\nwritten {out / (name + '.md')} and {out / (name + '.json')}", flush=True)
     return res
 
 

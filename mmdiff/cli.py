@@ -70,8 +70,8 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     print(f"done in {res['seconds']:.0f} s; model, vocabulary and metrics saved to {out}/")
     return res
 
-# %% ../nbs/13_cli.ipynb #8cb06acd
-OVERHEAD_S = 75.0   # seconds of a 10-minute images demo that are not denoiser training: tokenizer, vocabulary, step timing, evaluation
+# %% ../nbs/13_cli.ipynb #9d66696a
+OVERHEAD_S = 60.0   # seconds of the images demo that are not denoiser training (tokenizer 20, step timing 5, evaluation 20, margin)
 
 def demo_images(out: str = 'demo_out', minutes: float = 9.5, steps: int = 0, d_model: int = 128, n_layer: int = 4,
                 batch_size: int = 32, seed: int = 0, device: str | None = None, progress: bool = True, tok_steps: int = 800) -> dict:

@@ -175,7 +175,7 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
                  log=print) -> MMDiff:
     """Train the image tokenizer and the unified denoiser on the digits' train split; save the pipeline to `out`.
     With `recipe.steps == 0` the denoiser gets as many steps as fit `budget_s` seconds (the LR schedule completes); training also stops
-    at 1.25 x `budget_s` on a machine that slows down."""
+    at 1.1 x `budget_s` on a machine that slows down."""
     r = recipe or DigitsRecipe(); seed_everything(r.seed); dev = get_device(device)
     if not r.steps and budget_s <= 0: raise ValueError("DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps")
     images, labels = digits('train')
@@ -200,7 +200,7 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
         log(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {budget_s:.0f} s")
     log(f"      denoiser: {model.num_params() / 1e6:.2f} M parameters, sequences of {L} tokens ({tok.tokens_per_image} image tokens), {steps} steps of {r.batch_size}")
     cfg = TrainConfig(out_dir=str(Path(out)/'run'), max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10),
-                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=1.25 * budget_s, cpu=dev.type == 'cpu')
+                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=1.1 * budget_s, cpu=dev.type == 'cpu')
     trainer = Trainer(model, obj, train_ds, cfg)
     trainer.fit()
     pipe = MMDiff(trainer.raw_model.eval(), vocab, tok, PipelineConfig(seq_len=L, default_cfg=r.default_cfg))

@@ -34,6 +34,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Outputs: <out-dir>/images_bench.md, .json, and the plots images_bench_*.png (images_bench_quick* with --quick).")
     p.add_argument('--quick', action='store_true', help='tiny model, seconds of training: a smoke test of the script')
+    p.add_argument('--replot', action='store_true', help='only redraw the plots from the existing <out-dir>/images_bench.json')
     p.add_argument('--pipeline', default=None, help='evaluate this saved pipeline instead of training one')
     p.add_argument('--minutes', type=float, default=None, help='the demo budget, all included (default 9.5)')
     for k in ('d_model', 'n_layer', 'batch_size', 'tok_steps', 'n_per_digit'):
@@ -61,15 +62,17 @@ def plots(rows: list[dict], out: Path, prefix: str) -> list[str]:
     ax.set(xlabel='guidance scale w  (logits u + (w+1)(c-u))', ylabel='text-to-image accuracy (%)', title='digits: accuracy vs steps and guidance')
     ax.grid(alpha=.3); ax.legend(fontsize=8); fig.tight_layout()
     f = out / f'{prefix}_steps_cfg.png'; fig.savefig(f, dpi=120); plt.close(fig); files.append(f.name)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for m in sorted({r['n_blocks'] for r in rows}):
-        by_s = {}
-        for r in rows:
-            if r['n_blocks'] == m and r['t2i_acc'] >= by_s.get(r['steps'], {'t2i_acc': -1})['t2i_acc']: by_s[r['steps']] = r
-        xs = sorted(by_s)
-        ax.plot(xs, [100 * by_s[s]['t2i_acc'] for s in xs], 'o-', label='MaskGIT (one block)' if m == 1 else f'{m} bands of rows')
-    ax.set(xscale='log', xlabel='NFE (forward passes per image; ×2 with guidance)', ylabel='accuracy (%), best guidance',
-           title='block-wise vs MaskGIT at equal NFE'); ax.set_xticks(xs, [str(x) for x in xs]); ax.grid(alpha=.3); ax.legend(fontsize=8)
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.2))
+    for m, colour in zip(sorted({r['n_blocks'] for r in rows}), ('C0', 'C1', 'C2', 'C3')):
+        for w, ls in ((0.0, '-'), (1.0, '--')):
+            rs = sorted((r for r in rows if r['n_blocks'] == m and r['cfg_scale'] == w), key=lambda r: r['steps'])
+            if not rs: continue
+            lab = f"{'MaskGIT' if m == 1 else f'{m} row bands'}, w={w:g}"
+            axs[0].plot([r['steps'] for r in rs], [100 * r['t2i_acc'] for r in rs], ls, marker='o', color=colour, label=lab)
+            axs[1].plot([r['steps'] for r in rs], [r['diversity_ratio'] for r in rs], ls, marker='o', color=colour, label=lab)
+    for ax, yl in zip(axs, ('text-to-image accuracy (%)', 'diversity ratio (1 = real digits)')):
+        ax.set_xscale('log', base=2); ax.set(xlabel='NFE (forward passes per image)', ylabel=yl); ax.grid(alpha=.3)
+    axs[0].legend(fontsize=7); fig.suptitle('block-wise (bands of rows) vs MaskGIT at equal NFE, guidance w = 0 and 1', fontsize=9)
     fig.tight_layout(); f = out / f'{prefix}_blocks.png'; fig.savefig(f, dpi=120); plt.close(fig); files.append(f.name)
     return files
 
@@ -107,6 +110,9 @@ def markdown(res: dict) -> str:
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.replot:
+        out = Path(a.out_dir); res = json.loads((out / 'images_bench.json').read_text())
+        return plots(res['sweep'], out, 'images_bench')
     command = command_line(argv)
     T0, dev = time.perf_counter(), get_device(a.device)
     mi = machine_info(dev)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from common import sync, machine_info, command_line, apply_profile
+from common import sync, machine_info, command_line, apply_profile, add_run_flags
 from mmdiff.core import seed_everything, get_device, atomic_write_text, atomic_write_bytes
 from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff
 from mmdiff.loss import MaskedDiffusion, Autoregressive
@@ -156,11 +156,7 @@ def parse_args(argv=None):
     p.add_argument('--quick', action='store_true', help='tiny model and 30 training steps: a smoke test of the script')
     for k in FULL: p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
     p.add_argument('--lr', type=float, default=3e-3)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
-    p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: torch default)')
-    p.add_argument('--progress', action='store_true')
-    p.add_argument('--out-dir', default=str(HERE / 'results'))
+    add_run_flags(p, HERE / 'results')
     p.add_argument('--replot', action='store_true', help='only redraw the PNGs from <out-dir>/block_bench.json (no training)')
     a = p.parse_args(argv)
     return apply_profile(a, QUICK if a.quick else FULL)

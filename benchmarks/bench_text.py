@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import sync, machine_info, command_line, apply_profile
+from common import sync, machine_info, command_line, apply_profile, seen_prompts
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, Causal
 from mmdiff.loss import MaskedDiffusion, Autoregressive
-from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data, collate, batch_indices
+from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data, collate
 from mmdiff.data import LMDataset, TaskDataset, Reversal, shakespeare
 from mmdiff.evaluate import nelbo, ar_nll, task_accuracy
 from mmdiff.train import steps_for_budget
@@ -100,17 +100,6 @@ def train_for_budget(model, objective, train_ds, args, dev, seconds: float, labe
               trainer_tok_per_s=hist[-1]['tok_per_s'] if hist else float('nan'), sequences_seen=len(hist) * B)
     print(f"  {label}: {st['steps']} steps in {wall:.0f} s, final train loss {st['train_loss_last10pct']:.3f}", flush=True)
     return model, st
-
-def seen_prompts(train_ds, steps: int, B: int, seed: int) -> set[str]:
-    "Reversal prompts the Trainer drew during `steps` steps (same order as `Trainer._batch` on one process)."
-    seen, offs = set(), [0] + list(train_ds.cumulative_sizes)
-    for m in range(steps):
-        for i in batch_indices(len(train_ds), m, B, seed=seed):
-            for d, lo in zip(train_ds.datasets, offs):
-                if lo <= i < lo + len(d):
-                    if isinstance(d, TaskDataset): seen.add(d.pair(i - lo)[0])
-                    break
-    return seen
 
 def timed_accuracy(model, vocab, ds, n, autoregressive: bool, dev) -> dict:
     sync(dev); t0 = time.perf_counter()

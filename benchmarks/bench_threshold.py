@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from common import sync, machine_info, command_line, apply_profile
+from common import sync, machine_info, command_line, apply_profile, add_run_flags, seen_prompts
 from bench_block import answer
 from mmdiff.core import seed_everything, get_device, atomic_write_text, atomic_write_bytes
 from mmdiff.model import Denoiser, ModelConfig, BlockDiff
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.block import BlockDiffusion, generate_block
 from mmdiff.sample import generate
-from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data, batch_indices
+from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data
 from mmdiff.data import TaskDataset, Reversal
 
 HERE = Path(__file__).resolve().parent
@@ -38,17 +38,6 @@ TASK = dict(reversal_alphabet='abcdefgh', reversal_min_len=5, reversal_max_len=5
 CHECKPOINTS = dict(full='130,160,200', quick='20')   # intermediate training steps that are decoded too
 TARGET_X, TARGET_DROP = 3.0, 0.01                      # >= 3x fewer NFE at <= 1 point accuracy loss
 
-
-def seen_prompts(train_ds, steps: int, B: int, seed: int) -> set[str]:
-    "Task prompts the Trainer drew in `steps` steps of `B` sequences (the order of `Trainer._batch` on one process)."
-    seen, offs = set(), [0] + list(train_ds.cumulative_sizes)
-    for m in range(steps):
-        for i in batch_indices(len(train_ds), m, B, seed=seed):
-            for d, lo in zip(train_ds.datasets, offs):
-                if lo <= i < lo + len(d):
-                    if isinstance(d, TaskDataset): seen.add(d.pair(i - lo)[0])
-                    break
-    return seen
 
 class RowPasses:
     "Sampler callback: per row, the passes in which it committed a token (it then still had a [MASK] in the current block)."
@@ -237,11 +226,7 @@ def parse_args(argv=None):
     p.add_argument('--checkpoints', default=None, help=f"also decode at these training steps, comma separated "
                    f"(default {CHECKPOINTS['full']!r} / quick {CHECKPOINTS['quick']!r}; '' = only the trained model)")
     p.add_argument('--lr', type=float, default=3e-3)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
-    p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: torch default)')
-    p.add_argument('--progress', action='store_true')
-    p.add_argument('--out-dir', default=str(HERE / 'results'))
+    add_run_flags(p, HERE / 'results')
     p.add_argument('--replot', action='store_true', help='only redraw the PNG (and the markdown) from <out-dir>/threshold_bench.json (no training)')
     a = p.parse_args(argv)
     a = apply_profile(a, QUICK if a.quick else FULL)

@@ -35,3 +35,27 @@ def apply_profile(args, profile: dict):
     for k, v in profile.items():
         if getattr(args, k) is None: setattr(args, k, v)
     return args
+
+
+def add_run_flags(p, results_dir: Path):
+    "The flags every benchmark shares: --seed, --device, --threads, --progress, --out-dir."
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
+    p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: torch default)')
+    p.add_argument('--progress', action='store_true')
+    p.add_argument('--out-dir', default=str(results_dir))
+    return p
+
+
+def seen_prompts(train_ds, steps: int, B: int, seed: int) -> set[str]:
+    "Task prompts the Trainer drew in `steps` steps of `B` sequences (the order of `Trainer._batch` on one process)."
+    from mmdiff.train import batch_indices
+    from mmdiff.data import TaskDataset
+    seen, offs = set(), [0] + list(train_ds.cumulative_sizes)
+    for m in range(steps):
+        for i in batch_indices(len(train_ds), m, B, seed=seed):
+            for d, lo in zip(train_ds.datasets, offs):
+                if lo <= i < lo + len(d):
+                    if isinstance(d, TaskDataset): seen.add(d.pair(i - lo)[0])
+                    break
+    return seen

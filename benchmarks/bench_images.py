@@ -24,7 +24,7 @@ from mmdiff.evaluate import train_digit_classifier
 from mmdiff.pipeline import MMDiff, DigitsRecipe, train_digits, evaluate_digits, sweep, sample_grid
 
 HERE = Path(__file__).resolve().parent
-FULL = dict(minutes=9.5, d_model=128, n_layer=4, batch_size=32, tok_steps=800, n_per_digit=20, steps_grid='2,4,8,16', cfg_grid='0,0.5,1,2,3',
+FULL = dict(minutes=9.0, d_model=128, n_layer=4, batch_size=32, tok_steps=800, n_per_digit=20, steps_grid='2,4,8,16', cfg_grid='0,0.5,1,2,3',
             blocks_grid='1,2,4')
 QUICK = dict(minutes=0.6, d_model=32, n_layer=1, batch_size=16, tok_steps=50, n_per_digit=2, steps_grid='4,8', cfg_grid='0,1',
              blocks_grid='1,2')
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     p.add_argument('--quick', action='store_true', help='tiny model, seconds of training: a smoke test of the script')
     p.add_argument('--replot', action='store_true', help='only redraw the plots from the existing <out-dir>/images_bench.json')
     p.add_argument('--pipeline', default=None, help='evaluate this saved pipeline instead of training one')
-    p.add_argument('--minutes', type=float, default=None, help='the demo budget, all included (default 9.5)')
+    p.add_argument('--minutes', type=float, default=None, help='the demo budget, all included (default 9)')
     for k in ('d_model', 'n_layer', 'batch_size', 'tok_steps', 'n_per_digit'):
         p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
     for k in ('steps_grid', 'cfg_grid', 'blocks_grid'):

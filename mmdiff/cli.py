@@ -73,7 +73,7 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
 # %% ../nbs/13_cli.ipynb #9d66696a
 OVERHEAD_S = 60.0   # seconds of the images demo that are not denoiser training (tokenizer 20, step timing 5, evaluation 20, margin)
 
-def demo_images(out: str = 'demo_out', minutes: float = 9.5, steps: int = 0, d_model: int = 128, n_layer: int = 4,
+def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_model: int = 128, n_layer: int = 4,
                 batch_size: int = 32, seed: int = 0, device: str | None = None, progress: bool = True, tok_steps: int = 800) -> dict:
     "Train the unified text+image model on digits, save it to `out`, write samples.png and print metrics."
     from mmdiff.pipeline import train_digits, DigitsRecipe, evaluate_digits, sample_grid
@@ -113,7 +113,7 @@ def main(argv=None):
     d.add_argument('--text', action='store_true', help='the text-only demo instead (Shakespeare + string reversal, about 2 minutes)')
     d.add_argument('--images', action='store_true', help=argparse.SUPPRESS)           # the default since the unified demo landed
     d.add_argument('--out', default='demo_out', help='folder for the model, vocabulary and metrics')
-    d.add_argument('--minutes', type=float, default=None, help='time budget, all included (default: 9.5; 2.2 with --text); more = better model')
+    d.add_argument('--minutes', type=float, default=None, help='time budget, all included (default: 9; 2.2 with --text); more = better model')
     d.add_argument('--steps', type=int, default=0, help='train exactly this many steps instead of a time budget')
     d.add_argument('--d-model', type=int, default=128); d.add_argument('--n-layer', type=int, default=4)
     d.add_argument('--batch-size', type=int, default=None, help='default: 32 (64 with --text)'); d.add_argument('--seed', type=int, default=0)
@@ -126,5 +126,5 @@ def main(argv=None):
         return demo(a.out, a.minutes or 2.2, a.steps, a.d_model, a.n_layer, batch_size=a.batch_size or 64, seed=a.seed,
                     device=a.device, progress=not a.no_progress)
     if a.cmd == 'demo':
-        return demo_images(a.out, a.minutes or 9.5, a.steps, a.d_model, a.n_layer, batch_size=a.batch_size or 32, seed=a.seed,
+        return demo_images(a.out, a.minutes or 9.0, a.steps, a.d_model, a.n_layer, batch_size=a.batch_size or 32, seed=a.seed,
                            device=a.device, progress=not a.no_progress, tok_steps=a.tok_steps)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from common import sync, machine_info, command_line, apply_profile, add_run_flags
-from mmdiff.core import seed_everything, get_device, atomic_write_text, atomic_write_bytes
+from common import sync, apply_profile, add_run_flags, start_run
+from mmdiff.core import seed_everything, atomic_write_text, atomic_write_bytes
 from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff
 from mmdiff.loss import MaskedDiffusion, Autoregressive
 from mmdiff.block import BlockDiffusion, block_nelbo, generate_block
@@ -167,12 +167,7 @@ def main(argv=None):
         out = Path(a.out_dir)
         for f in plots(json.loads((out / 'block_bench.json').read_text()), out): print(f"written {f}")
         return None
-    command = command_line(argv)
-    if a.threads: torch.set_num_threads(a.threads)
-    T0, dev = time.perf_counter(), get_device(a.device)
-    mi = machine_info(dev)
-    print(f"mmdiff block benchmark{' (quick)' if a.quick else ''}: torch {mi['torch']}, device {dev}, {mi['torch_threads']} threads", flush=True)
-    seed_everything(a.seed)
+    command, T0, dev, mi = start_run(a, argv, 'block benchmark')
     vocab, lm_train, _ = build_text_data(TextDataConfig(n_text=a.n_text, seq_len=a.seq_len, tasks=''), a.seed)
     _, rev_train, _ = build_text_data(TextDataConfig(n_text=a.n_text, seq_len=a.task_seq_len, tasks='reversal', lm_fraction=0.0), a.seed, vocab=vocab)
     val_lm = LMDataset(vocab, list(shakespeare('val').values()), a.seq_len, a.n_val, seed=a.seed + 1)

@@ -15,7 +15,6 @@ import argparse, json, tempfile, time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from common import machine_info, command_line, apply_profile
 from mmdiff.core import seed_everything, get_device, atomic_write_text

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine_info, command_line, apply_profile, add_run_flags
-from mmdiff.core import seed_everything, get_device, atomic_write_text
+from common import apply_profile, add_run_flags, start_run
+from mmdiff.core import seed_everything, atomic_write_text
 from mmdiff.data import (shapes, shape_attributes, SHAPE_TEMPLATES, COLOURS, SHAPES, SIZES, POSITIONS, as_chw, as_hwc,
                          encode_images, T2IDataset, MMUDataset, MixedDataset, image_seq_len, shape_caption)
 from mmdiff.imagetok import train_tokenizer, VQConfig, recon_metrics, as_float_images, code_stats
@@ -245,12 +245,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
-    command = command_line(argv)
-    if a.threads: torch.set_num_threads(a.threads)
-    T0, dev = time.perf_counter(), get_device(a.device)
-    mi = machine_info(dev)
-    print(f"mmdiff shapes benchmark{' (quick)' if a.quick else ''}: torch {mi['torch']}, device {dev}, {mi['torch_threads']} threads", flush=True)
-    seed_everything(a.seed)
+    command, T0, dev, mi = start_run(a, argv, 'shapes benchmark')
     images, attrs, caps = shapes(a.n_train, 16, a.seed)
     cap_imgs, cap_attrs, _ = shapes(a.n_caption, 16, a.seed + 1)
     seen = {im.tobytes() for im in images.numpy()}

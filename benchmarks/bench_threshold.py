@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from common import sync, machine_info, command_line, apply_profile, add_run_flags, seen_prompts
+from common import sync, apply_profile, add_run_flags, seen_prompts, start_run
 from bench_block import answer
-from mmdiff.core import seed_everything, get_device, atomic_write_text, atomic_write_bytes
+from mmdiff.core import seed_everything, atomic_write_text, atomic_write_bytes
 from mmdiff.model import Denoiser, ModelConfig, BlockDiff
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.block import BlockDiffusion, generate_block
@@ -278,12 +278,7 @@ def main(argv=None):
         res = json.loads((out / f'{stem}.json').read_text())
         atomic_write_text(out / f'{stem}.md', markdown(res)); (out / f'{stem}.md').chmod(0o644); plot(res, out / f'{stem}.png')
         print(f"written {out / stem}.md and .png from {out / stem}.json"); return res
-    command = command_line(argv)
-    if a.threads: torch.set_num_threads(a.threads)
-    T0, dev = time.perf_counter(), get_device(a.device)
-    mi = machine_info(dev)
-    print(f"mmdiff threshold benchmark{' (quick)' if a.quick else ''}: torch {mi['torch']}, device {dev}, {mi['torch_threads']} threads", flush=True)
-    seed_everything(a.seed)
+    command, T0, dev, mi = start_run(a, argv, 'threshold benchmark')
     dcfg = TextDataConfig(seq_len=a.seq_len, tasks='reversal', lm_fraction=0.0, **TASK)
     vocab, train_ds, _ = build_text_data(dcfg, a.seed)
     val = TaskDataset(vocab, Reversal(5, 5, TASK['reversal_alphabet']), a.seq_len, a.n_eval, seed=a.seed + 10_000)

@@ -59,3 +59,16 @@ def seen_prompts(train_ds, steps: int, B: int, seed: int) -> set[str]:
                     if isinstance(d, TaskDataset): seen.add(d.pair(i - lo)[0])
                     break
     return seen
+
+
+def start_run(a, argv, title: str):
+    "Common start of a benchmark run: threads, device, machine info, seed, a banner. Returns (command, t0, device, machine info)."
+    from mmdiff.core import get_device, seed_everything
+    import time
+    command = command_line(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    t0, dev = time.perf_counter(), get_device(a.device)
+    mi = machine_info(dev)
+    print(f"mmdiff {title}{' (quick)' if a.quick else ''}: torch {mi['torch']}, device {dev}, {mi['torch_threads']} threads", flush=True)
+    seed_everything(a.seed)
+    return command, t0, dev, mi

@@ -22,57 +22,34 @@ from common import apply_profile, add_run_flags, start_run
 from mmdiff.core import seed_everything, atomic_write_text
 from mmdiff.data import (shapes, shape_attributes, SHAPE_TEMPLATES, COLOURS, SHAPES, SIZES, POSITIONS, as_chw, as_hwc,
                          encode_images, T2IDataset, MMUDataset, MixedDataset, image_seq_len, shape_caption)
-from mmdiff.imagetok import train_tokenizer, VQConfig, recon_metrics, as_float_images, code_stats
+from mmdiff.imagetok import train_tokenizer, VQConfig, as_float_images, code_stats
 from mmdiff.vocab import train_vocab
 from mmdiff.model import Denoiser, ModelConfig
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.train import Trainer, TrainConfig, steps_for_budget
-from mmdiff.multimodal import generate_image_codes, caption_codes
+from mmdiff.multimodal import generate_image_codes, caption_codes, init_code_embeddings
 
 HERE = Path(__file__).resolve().parent
 ATTRS = ('colour', 'shape', 'size', 'position')
 VALUES = dict(colour=tuple(COLOURS), shape=SHAPES, size=SIZES, position=POSITIONS)
 
 # Defaults of the full run and of `--quick`; a flag given on the command line wins over both.
-FULL = dict(n_train=4000, n_caption=384, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=800, tok_margin=0.15,
-            d_model=128, n_layer=4, n_head=4, batch_size=32, lr=2e-3, budget_s=510.0, t2i_share=0.5, w_mmu=1.0,
+FULL = dict(n_train=4000, n_caption=384, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=800,
+            d_model=128, n_layer=4, n_head=4, batch_size=32, lr=2e-3, budget_s=510.0, t2i_share=0.5, w_mmu=1.0, code_emb_scale=1.0,
             prompts_per_combo=4, sample_steps=16, cfg_scales='0,1,3')
-QUICK = dict(n_train=1000, n_caption=96, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=150, tok_margin=0.15,
-             d_model=64, n_layer=2, n_head=2, batch_size=32, lr=2e-3, budget_s=30.0, t2i_share=0.5, w_mmu=1.0,
+QUICK = dict(n_train=1000, n_caption=96, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=150,
+             d_model=64, n_layer=2, n_head=2, batch_size=32, lr=2e-3, budget_s=30.0, t2i_share=0.5, w_mmu=1.0, code_emb_scale=1.0,
              prompts_per_combo=1, sample_steps=8, cfg_scales='0,3')
-TYPES = dict(lr=float, budget_s=float, tok_margin=float, t2i_share=float, w_mmu=float, cfg_scales=str)
+TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_scale=float, cfg_scales=str)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # The image tokenizer
-def squeeze(images, margin: float) -> torch.Tensor:
-    "uint8 (B,C,H,W) or float in [0,1] -> float in [margin, 1 - margin]."
-    return as_float_images(images) * (1 - 2 * margin) + margin
-
-class MarginTokenizer:
-    """A `VQVAE` trained on images squeezed into [m, 1-m] (pixel -> m + (1-2m) pixel) and mapped back when decoding.
-
-    Why: shapes images are ~90 % black pixels. `VQVAE`'s sigmoid decoder trained with MSE + AdamW drives its logits to
-    -inf within ~20 steps (predict all black), where the sigmoid's gradient vanishes and training never recovers
-    (held-out PSNR stuck at 13.26 dB = an all-black image, for every codebook size, lr, warm-up and FSQ tried; see the
-    README). Keeping the targets away from 0 and 1 keeps the sigmoid out of saturation. `margin=0` is the plain tokenizer.
-    Same interface as `VQVAE` where the benchmark needs it: encode (B,C,H,W) -> (B,h,w), decode -> (B,C,H,W) in [0,1]."""
-    def __init__(self, vq, margin: float):
-        self.vq, self.margin = vq, margin
-        self.n_codes, self.tokens_per_image, self.grid = vq.n_codes, vq.tokens_per_image, vq.grid
-    @property
-    def device(self): return self.vq.device
-    def squeeze(self, images) -> torch.Tensor: return squeeze(images, self.margin)
-    def encode(self, images) -> torch.Tensor: return self.vq.encode(self.squeeze(images))
-    def decode(self, codes) -> torch.Tensor:
-        return ((self.vq.decode(codes) - self.margin) / (1 - 2 * self.margin)).clamp(0, 1)
-
-def build_tokenizer(images: torch.Tensor, a, dev) -> MarginTokenizer:
-    "Train the RGB tokenizer on uint8 (N,16,16,3) `images` with `mmdiff.imagetok.train_tokenizer`."
+def build_tokenizer(images: torch.Tensor, a, dev):
+    "Train the RGB tokenizer (`VQVAE`) on uint8 (N,16,16,3) `images` with `mmdiff.imagetok.train_tokenizer`."
     cfg = VQConfig(image_size=images.shape[1], channels=3, down=a.tok_down, n_codes=a.tok_codes, hidden=a.tok_hidden)
-    vq, _ = train_tokenizer(squeeze(as_chw(images), a.tok_margin) if a.tok_margin else as_chw(images),
-                            cfg, steps=a.tok_steps, seed=a.seed, progress=a.progress, device=dev)
-    return MarginTokenizer(vq, a.tok_margin)
+    vq, _ = train_tokenizer(as_chw(images), cfg, steps=a.tok_steps, seed=a.seed, progress=a.progress, device=dev)
+    return vq
 
 def code_entropy(codes: torch.Tensor, images: torch.Tensor, grid: int) -> dict:
     """How far the codes are from a function of the pixels they cover: mean entropy (nats) of the code given the patch's
@@ -198,8 +175,7 @@ def markdown(res: dict) -> str:
          f"({tr['steps']} of {tr['planned_steps']} planned steps; budget {a['budget_s']:g} s for the denoiser).", "",
          "## Image tokenizer", "",
          f"`VQConfig(image_size=16, channels=3, down={a['tok_down']}, n_codes={a['tok_codes']}, hidden={a['tok_hidden']})` → "
-         f"{tk['tokens_per_image']} tokens per image, {a['tok_steps']} steps of `train_tokenizer`"
-         + (f", targets squeezed into [{a['tok_margin']:g}, {1 - a['tok_margin']:g}] (see README)" if a['tok_margin'] else '') + ".", "",
+         f"{tk['tokens_per_image']} tokens per image, {a['tok_steps']} steps of `train_tokenizer` (binary cross-entropy reconstruction loss).", "",
          "| held-out PSNR | codebook usage | perplexity | H(code \\| patch) | codes on black patches | colour | shape | size | position | all four |",
          "|---|---|---|---|---|---|---|---|---|---|",
          f"| {tk['psnr']:.2f} dB | {tk['usage']:.1f} % | {tk['perplexity']:.1f} | {tk['h_code_given_patch']:.2f} nats | {tk['codes_for_black_patches']} | "
@@ -212,7 +188,8 @@ def markdown(res: dict) -> str:
          "that noise (see README).", "",
          "## Unified model", "",
          f"`Denoiser(ModelConfig(d_model={a['d_model']}, n_layer={a['n_layer']}, n_head={a['n_head']}))`, "
-         f"{res['model']['params'] / 1e6:.2f} M parameters, vocab {res['model']['vocab_size']}, sequences of {res['model']['seq_len']} tokens; "
+         f"{res['model']['params'] / 1e6:.2f} M parameters, vocab {res['model']['vocab_size']}, sequences of {res['model']['seq_len']} tokens"
+         + (f", image-code embeddings started from the codebook (`init_code_embeddings`, scale {a['code_emb_scale']:g}); " if a['code_emb_scale'] > 0 else "; ") +
          f"mix {a['t2i_share']:.0%} t2i (random template, caption dropped 10 %) / {1 - a['t2i_share']:.0%} captioning "
          f"(one canonical caption per image), `MaskedDiffusion(task_weights=(1, 1, {a['w_mmu']:g}))`, batch {a['batch_size']}, "
          f"AdamW lr {a['lr']:g} with cosine decay over the planned steps. Final train loss (last 10 % of steps): "
@@ -262,7 +239,6 @@ def main(argv=None):
     mse = (as_float_images(torch.from_numpy(rec)) - as_float_images(cap_imgs)).pow(2).mean().item()
     tk = dict(train_s=tok_s, tokens_per_image=tok.tokens_per_image, grid=tok.grid[0], n_codes=tok.n_codes, n_heldout=len(cap_imgs), mse=mse,
               psnr=10 * np.log10(1 / max(mse, 1e-12)), **code_stats(rec_codes, tok.n_codes),
-              recon_metrics_squeezed=recon_metrics(tok.vq, tok.squeeze(held)) if a.tok_margin else None,
               recon_attrs=score([shape_attributes(r) for r in rec], cap_attrs))
     tk.update(code_entropy(encode_images(tok, images.to(dev)).cpu(), images, tok.grid[0]))
     print(f"  {tok_s:.0f} s, held-out PSNR {tk['psnr']:.2f} dB, usage {tk['usage']:.0f} %, attributes of reconstructions: "
@@ -280,6 +256,7 @@ def main(argv=None):
     ds = MixedDataset([t2i, mmu], [a.t2i_share, 1 - a.t2i_share], 1_000_000, seed=a.seed)
     seed_everything(a.seed)
     model = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head)).to(dev)
+    if a.code_emb_scale > 0: init_code_embeddings(model, vocab, tok, scale=a.code_emb_scale, seed=a.seed)
     obj = MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, a.w_mmu))
     steps, dt = steps_for_budget(model, obj, ds, a.batch_size, a.budget_s)
     print(f"  {model.num_params() / 1e6:.2f} M parameters, L = {L} ({tok.tokens_per_image} image tokens, captions ≤ {max_cap} tokens); "

@@ -278,12 +278,13 @@ class VQVAE(nn.Module):
         return codes.long().to(self.device)
 
     def forward(self, images) -> dict:
-        "images (B,C,H,W) -> dict(recon (B,C,H,W), loss, recon_loss, aux_loss, codes (B,h,w), stats)."
+        "images (B,C,H,W) -> dict(recon (B,C,H,W), loss (BCE + aux, to train), recon_loss (MSE, to report), aux_loss, codes (B,h,w), stats)."
         x = self.check_images(images)
         z_q, codes, aux, stats = self.quantizer(self.encoder(x * 2 - 1))
-        recon = torch.sigmoid(self.decoder(z_q))
-        recon_loss = F.mse_loss(recon, x)
-        return dict(recon=recon, loss=recon_loss + aux, recon_loss=recon_loss, aux_loss=aux, codes=codes, stats=stats)
+        logits = self.decoder(z_q)                                            # (B,C,H,W)
+        recon = torch.sigmoid(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, x)                   # trains; never saturates (see above)
+        return dict(recon=recon, loss=bce + aux, recon_loss=F.mse_loss(recon, x), aux_loss=aux, codes=codes, stats=stats)
 
     @torch.no_grad()
     def encode(self, images) -> torch.Tensor:

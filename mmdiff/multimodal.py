@@ -12,7 +12,8 @@ from .data import format_t2i, format_mmu
 from .sample import add_gumbel_noise, num_transfer_tokens, as_remasking, Remasking, generate
 
 # %% auto #0
-__all__ = ['t2i_input', 'mmu_input', 'cosine_masked', 'generate_image_codes', 'caption_codes', 'infill']
+__all__ = ['t2i_input', 'mmu_input', 'codebook_vectors', 'init_code_embeddings', 'cosine_masked', 'generate_image_codes',
+           'caption_codes', 'infill']
 
 # %% ../nbs/11_multimodal.ipynb #20cf6744
 def _text_ids(vocab: Vocab, text: str | Sequence[int], what: str = 'caption') -> list[int]:
@@ -36,7 +37,32 @@ def mmu_input(vocab: Vocab, codes: torch.Tensor, seq_len: int, question: str | S
 
 def _stack(items: list[dict]) -> dict: return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-# %% ../nbs/11_multimodal.ipynb #0c8c8b4d
+# %% ../nbs/11_multimodal.ipynb #60a906dc
+@torch.no_grad()
+def codebook_vectors(tokenizer) -> torch.Tensor:
+    "The tokenizer's code vectors (K, D_c): code k's latent, as its decoder sees it."
+    K = tokenizer.n_codes
+    z = tokenizer.quantizer.embed(torch.arange(K, device=tokenizer.device).view(1, 1, K))   # (1, D_c, 1, K)
+    return z.flatten(2)[0].T.float()                                                        # (K, D_c)
+
+@torch.no_grad()
+def init_code_embeddings(model, vocab: Vocab, tokenizer, scale: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Set the image-code rows of `model.tok_emb` (K, D) to a random projection of the tokenizer's codebook, at the text rows' scale
+    times `scale`. Returns the new rows (K, D). Text and special rows are untouched."""
+    K, emb = vocab.n_image_codes, model.tok_emb.weight
+    if K != tokenizer.n_codes: raise ValueError(f"the vocabulary has {K} image codes but the tokenizer has {tokenizer.n_codes}")
+    if emb.shape[0] < vocab.image_offset + K: raise ValueError(f"the model's embedding has {emb.shape[0]} rows, the vocabulary needs {len(vocab)}")
+    if scale <= 0: raise ValueError(f"scale must be > 0, got {scale}")
+    c = codebook_vectors(tokenizer).to(emb.device)
+    c = (c - c.mean(0)) / c.std().clamp_min(1e-8)                                           # (K, D_c) standardised
+    g = torch.Generator().manual_seed(seed)
+    R = (torch.randn(c.shape[1], emb.shape[1], generator=g) / c.shape[1] ** 0.5).to(emb.device)  # (D_c, D)
+    e = c @ R                                                                               # (K, D)
+    e = e / e.std() * emb[:vocab.image_offset].std() * scale
+    emb[vocab.image_offset: vocab.image_offset + K] = e.to(emb.dtype)
+    return e
+
+# %% ../nbs/11_multimodal.ipynb #d8412a86
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
 
 def _gumbel(shape, generator=None, device=None) -> torch.Tensor:
@@ -123,7 +149,7 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
         if callback is not None: callback(s, x.clone())
     return x[:, slot] - vocab.image_offset
 
-# %% ../nbs/11_multimodal.ipynb #d217a63a
+# %% ../nbs/11_multimodal.ipynb #1e72ec03
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
                   question: str | Sequence[int] = '', **gen_kw) -> list[str]:
@@ -146,7 +172,7 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
         caps.append(vocab.decode([t for t in row if t < vocab.n_text]))
     return caps
 
-# %% ../nbs/11_multimodal.ipynb #dd532a16
+# %% ../nbs/11_multimodal.ipynb #8947d279
 @torch.no_grad()
 def infill(model, vocab: Vocab, ids: torch.Tensor, steps: int, temperature: float = 0.,
            remasking: str | Remasking = 'low_confidence', generator: torch.Generator | None = None,

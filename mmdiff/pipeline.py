@@ -22,7 +22,7 @@ from .model import Denoiser, ModelConfig
 from .loss import MaskedDiffusion
 from .train import Trainer, TrainConfig, save_model, load_model, steps_for_budget
 from .sample import generate
-from .multimodal import generate_image_codes, caption_codes
+from .multimodal import generate_image_codes, caption_codes, init_code_embeddings
 from .evaluate import train_digit_classifier, diversity
 
 # %% auto #0
@@ -164,6 +164,7 @@ class DigitsRecipe(Config):
     t2i_weight: float = 0.5       # share of t2i items in the mix (the rest are captioning items)
     mmu_weight: float = 2.0       # loss weight of captioning items (t2i items weigh 1)
     cond_drop: float = 0.1        # caption dropout for classifier-free guidance
+    code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale (`init_code_embeddings`); 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
     seed: int = 0                 # everything
 
@@ -194,6 +195,7 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, r.mmu_weight))
+    if r.code_emb_scale > 0: init_code_embeddings(model, vocab, tok, scale=r.code_emb_scale, seed=r.seed)
     steps = r.steps
     if not steps:
         steps, dt = steps_for_budget(model, obj, train_ds, r.batch_size, budget_s, probe=5)

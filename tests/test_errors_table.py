@@ -13,7 +13,7 @@ from mmdiff.schedule import sample_t
 from mmdiff.model import Denoiser, ModelConfig, BlockDiff
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.block import generate_block, BlockDiffusion
-from mmdiff.multimodal import generate_image_codes, caption_codes
+from mmdiff.multimodal import generate_image_codes, caption_codes, init_code_embeddings
 from mmdiff import imagetok
 from mmdiff.imagetok import VQConfig, VQVAE
 from mmdiff.pipeline import MMDiff
@@ -140,6 +140,10 @@ def test_generate_image_codes_steps_not_multiple_of_blocks(vocab, model):
 def test_caption_codes_out_of_range(vocab, model):
     with pytest.raises(ValueError, match=r'image codes must lie in \[0, 4\), got range \[0, 9\]'):
         caption_codes(model, vocab, torch.tensor([[0, 9]]), seq_len=16)
+
+def test_init_code_embeddings_tokenizer_mismatch(vocab, model, vq):
+    with pytest.raises(ValueError, match=r'the vocabulary has 4 image codes but the tokenizer has 64'):
+        init_code_embeddings(model, vocab, vq)
 
 
 # ----------------------------------------------------------------------------------------------- pipeline

@@ -10,7 +10,7 @@ through the demo's image tokenizer, and what does starting the image-code embedd
     accuracy and text-to-image accuracy of each.
 
     python benchmarks/bench_captioning.py --quick          # < 1 min smoke test
-    python benchmarks/bench_captioning.py                  # [1] ~1 min, [2] 2 x ~8 min on one core
+    python benchmarks/bench_captioning.py                  # [1] ~1 min, [2] 3 seeds x 2 arms, ~5 min each at 2 threads
 
 Nothing is asserted; every number is written to results/captioning_bench.md and .json.
 """
@@ -30,9 +30,9 @@ from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import train_digit_classifier
 
 HERE = Path(__file__).resolve().parent
-FULL = dict(tok_steps=800, steps=3000, scales='0,1', n_train_eval=300)
-QUICK = dict(tok_steps=60, steps=20, scales='0,1', n_train_eval=30)
-TYPES = dict(scales=str)
+FULL = dict(tok_steps=800, steps=3000, scales='0,1', seeds='0,1,2', n_train_eval=300)
+QUICK = dict(tok_steps=60, steps=20, scales='0,1', seeds='0', n_train_eval=30)
+TYPES = dict(scales=str, seeds=str)
 
 
 def ceilings(tok, tr_img, tr_lab, te_img, te_lab, clf) -> list[dict]:
@@ -79,9 +79,15 @@ def markdown(res: dict) -> str:
     L += ["", "## [2] Image-code embeddings: random start vs. started from the codebook", "",
           f"`train_digits(DigitsRecipe(steps={a['steps']}, code_emb_scale=s))`, everything else the demo's defaults; captioning by "
           "`MMDiff.caption` (temperature 0); text-to-image: 10 prompts per digit, 16 steps, CFG 1, judged by the classifier above.", "",
-          "| code_emb_scale | held-out captioning | training-set captioning | text-to-image | diversity | train s |", "|---|---|---|---|---|---|"]
-    L += [f"| {r['code_emb_scale']:g} | {pct(r['caption_heldout'])} | {pct(r['caption_train'])} (n={r['n_train_eval']}) | {pct(r['t2i_acc'])} | "
+          "| code_emb_scale | seed | held-out captioning | training-set captioning | text-to-image | diversity | train s |", "|---|---|---|---|---|---|---|"]
+    L += [f"| {r['code_emb_scale']:g} | {r['seed']} | {pct(r['caption_heldout'])} | {pct(r['caption_train'])} (n={r['n_train_eval']}) | {pct(r['t2i_acc'])} | "
           f"{r['diversity_ratio']:.2f} | {r['train_s']:.0f} |" for r in res['ablation']]
+    L += ["", "Mean over seeds (the seed sets the tokenizer, the model's initialisation and the data order):", "",
+          "| code_emb_scale | held-out captioning, mean ± std | text-to-image, mean |", "|---|---|---|"]
+    for s in dict.fromkeys(r['code_emb_scale'] for r in res['ablation']):
+        c = [r['caption_heldout'] for r in res['ablation'] if r['code_emb_scale'] == s]
+        t = [r['t2i_acc'] for r in res['ablation'] if r['code_emb_scale'] == s]
+        L.append(f"| {s:g} | {100 * np.mean(c):.1f} ± {100 * np.std(c):.1f} % (n={len(c)}) | {100 * np.mean(t):.1f} % |")
     return '\n'.join(L) + '\n'
 
 
@@ -101,19 +107,19 @@ def main(argv=None):
     rows = ceilings(tok, tr_img, tr_lab, te_img, te_lab, clf)
     for r in rows: print(f"  {r['features']:28s} {r['classifier']:60s} {100 * r['acc']:5.1f} %", flush=True)
 
-    print(f"[2] ablation: {a.steps} steps per arm, code_emb_scale in {a.scales}", flush=True)
+    print(f"[2] ablation: {a.steps} steps per arm, code_emb_scale in {a.scales}, seeds {a.seeds}", flush=True)
     abl, sub = [], np.random.RandomState(a.seed).choice(len(tr_img), a.n_train_eval, replace=False)
-    for s in [float(x) for x in a.scales.split(',')]:
+    for seed, s in [(int(sd), float(x)) for sd in a.seeds.split(',') for x in a.scales.split(',')]:
         with tempfile.TemporaryDirectory(prefix='mmdiff_cap_') as out:
             t0 = time.perf_counter()
-            recipe = DigitsRecipe(tok_steps=a.tok_steps, steps=a.steps, code_emb_scale=s, seed=a.seed)
+            recipe = DigitsRecipe(tok_steps=a.tok_steps, steps=a.steps, code_emb_scale=s, seed=seed)
             pipe = train_digits(out, recipe, device=dev, progress=a.progress, log=lambda *x: None)
             train_s = time.perf_counter() - t0
-        r = dict(code_emb_scale=s, train_s=train_s, caption_heldout=caption_acc(pipe, te_img, te_lab),
+        r = dict(code_emb_scale=s, seed=seed, train_s=train_s, caption_heldout=caption_acc(pipe, te_img, te_lab),
                  caption_train=caption_acc(pipe, tr_img[sub], tr_lab[sub]), n_train_eval=a.n_train_eval,
                  **evaluate_t2i(pipe, clf, n_per_digit=10, steps=16, cfg_scale=1.0, seed=a.seed))
         abl.append(r)
-        print(f"  scale {s:g}: held-out captioning {100 * r['caption_heldout']:.1f} %, train {100 * r['caption_train']:.1f} %, "
+        print(f"  seed {seed}, scale {s:g}: held-out captioning {100 * r['caption_heldout']:.1f} %, train {100 * r['caption_train']:.1f} %, "
               f"t2i {100 * r['t2i_acc']:.1f} % ({train_s:.0f} s)", flush=True)
 
     res = dict(command=command, machine=mi, args=vars(a), tokenizer=dict(psnr=tk['psnr'], usage=tk['usage']), ceilings=rows, ablation=abl,

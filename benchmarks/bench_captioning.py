@@ -23,11 +23,11 @@ import torch
 
 from common import apply_profile, add_run_flags, start_run
 from mmdiff.core import atomic_write_text
-from mmdiff.data import digits, encode_images, as_chw, digit_label_from_text
+from mmdiff.data import digits, encode_images, as_chw
 from mmdiff.imagetok import VQConfig, train_tokenizer, recon_metrics
 from mmdiff.multimodal import codebook_vectors
 from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
-from mmdiff.evaluate import train_digit_classifier
+from mmdiff.evaluate import train_digit_classifier, caption_accuracy
 
 HERE = Path(__file__).resolve().parent
 FULL = dict(tok_steps=800, steps=3000, scales='0,1', seeds='0,1,2', n_train_eval=300)
@@ -57,9 +57,7 @@ def ceilings(tok, tr_img, tr_lab, te_img, te_lab, clf) -> list[dict]:
     return rows
 
 
-def caption_acc(pipe, images, labels) -> float:
-    caps = pipe.caption(images.numpy())
-    return float(np.mean([digit_label_from_text(c) == int(l) for c, l in zip(caps, labels)]))
+def caption_acc(pipe, images, labels) -> float: return caption_accuracy(pipe.caption(images.numpy()), labels)
 
 
 def markdown(res: dict) -> str:

@@ -17,7 +17,7 @@ from .train import collate
 from .vocab import Vocab
 
 # %% auto #0
-__all__ = ['nelbo', 'ar_nll', 'task_accuracy', 'DigitClassifier', 'train_digit_classifier', 'diversity']
+__all__ = ['nelbo', 'ar_nll', 'task_accuracy', 'DigitClassifier', 'train_digit_classifier', 'caption_accuracy', 'diversity']
 
 # %% ../nbs/09_evaluate.ipynb #66895c28
 @torch.no_grad()
@@ -130,7 +130,15 @@ def train_digit_classifier(images, labels, steps: int = 1000, batch_size: int = 
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     return clf.eval()
 
-# %% ../nbs/09_evaluate.ipynb #080c5215
+# %% ../nbs/09_evaluate.ipynb #df256b78
+def caption_accuracy(captions: list[str], labels) -> float:
+    "Share of `captions` whose numeral is the matching entry of `labels` (N,)."
+    from mmdiff.data import digit_label_from_text
+    labels = [int(l) for l in labels]
+    if len(captions) != len(labels): raise ValueError(f"{len(captions)} captions but {len(labels)} labels")
+    return float(np.mean([digit_label_from_text(c) == l for c, l in zip(captions, labels)])) if labels else float('nan')
+
+# %% ../nbs/09_evaluate.ipynb #091c4c5a
 def _mean_pairwise(x: torch.Tensor) -> float:
     x = x.flatten(1).float(); n = len(x)
     return (torch.cdist(x, x).sum() / (n * (n - 1))).item() if n > 1 else float('nan')

@@ -23,7 +23,7 @@ from .loss import MaskedDiffusion
 from .train import Trainer, TrainConfig, save_model, load_model, steps_for_budget
 from .sample import generate
 from .multimodal import generate_image_codes, caption_codes, init_code_embeddings
-from .evaluate import train_digit_classifier, diversity
+from .evaluate import train_digit_classifier, diversity, caption_accuracy
 
 # %% auto #0
 __all__ = ['PIPELINE_VERSION', 'PipelineConfig', 'to_model_images', 'MMDiff', 'DigitsRecipe', 'digit_captions', 'train_digits',
@@ -214,7 +214,6 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
 def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None,
                     seed: int = 0, caption_steps: int | None = None) -> dict:
     "Text-to-image accuracy (held-out classifier), captioning accuracy on the test split, diversity; returns numbers and the images."
-    from mmdiff.data import digit_label_from_text
     import random
     tr_img, tr_lab = digits('train'); te_img, te_lab = digits('test')
     clf = clf or train_digit_classifier(tr_img, tr_lab)
@@ -228,9 +227,8 @@ def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 
     t0 = time.perf_counter()
     caps = pipe.caption(te_img.numpy(), steps=caption_steps)
     t_cap = (time.perf_counter() - t0) / len(caps)
-    cap_lab = [digit_label_from_text(c) for c in caps]
     div = diversity(imgs, labels, te_img, te_lab, train=tr_img)
-    return dict(t2i_acc=(pred == labels).float().mean().item(), caption_acc=float(np.mean([c == int(l) for c, l in zip(cap_lab, te_lab)])),
+    return dict(t2i_acc=(pred == labels).float().mean().item(), caption_acc=caption_accuracy(caps, te_lab),
                 classifier_acc_real=(clf.predict(te_img) == te_lab).float().mean().item(), **div,
                 ms_per_image=1000 * t_img, ms_per_caption=1000 * t_cap, steps=steps,
                 cfg_scale=pipe.cfg.default_cfg if cfg_scale is None else cfg_scale,

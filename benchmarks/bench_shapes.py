@@ -35,12 +35,12 @@ VALUES = dict(colour=tuple(COLOURS), shape=SHAPES, size=SIZES, position=POSITION
 
 # Defaults of the full run and of `--quick`; a flag given on the command line wins over both.
 FULL = dict(n_train=4000, n_caption=384, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=800,
-            d_model=128, n_layer=4, n_head=4, batch_size=32, lr=2e-3, budget_s=510.0, t2i_share=0.5, w_mmu=1.0, code_emb_scale=1.0,
-            prompts_per_combo=4, sample_steps=16, cfg_scales='0,1,3')
+            d_model=128, n_layer=4, n_head=4, batch_size=32, lr=2e-3, budget_s=510.0, t2i_share=0.75, w_mmu=1.0, code_emb_scale=1.0,
+            prompts_per_combo=4, sample_steps=16, cfg_scales='0,1', temperatures='1,0.5')
 QUICK = dict(n_train=1000, n_caption=96, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=150,
              d_model=64, n_layer=2, n_head=2, batch_size=32, lr=2e-3, budget_s=30.0, t2i_share=0.5, w_mmu=1.0, code_emb_scale=1.0,
-             prompts_per_combo=1, sample_steps=8, cfg_scales='0,3')
-TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_scale=float, cfg_scales=str)
+             prompts_per_combo=1, sample_steps=8, cfg_scales='0,3', temperatures='1')
+TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_scale=float, cfg_scales=str, temperatures=str)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -100,18 +100,18 @@ def prompt(attrs: dict, template: int) -> str:
 # Evaluation
 @torch.no_grad()
 def eval_t2i(model, vocab, tok, L: int, prompts: list[str], attrs: list[dict], steps: int, cfg_scale: float, seed: int,
-             batch: int = 128) -> tuple[dict, np.ndarray, list[dict]]:
+             temperature: float = 1.0, batch: int = 128) -> tuple[dict, np.ndarray, list[dict]]:
     "Generate one image per prompt, read its attributes from pixels, score them against `attrs`."
     g = torch.Generator(device=model.device).manual_seed(seed)
     t0, codes = time.perf_counter(), []
     for i in range(0, len(prompts), batch):
         codes.append(generate_image_codes(model, vocab, prompts[i:i + batch], tok.tokens_per_image, L, steps=steps,
-                                          cfg_scale=cfg_scale, generator=g).cpu())
+                                          cfg_scale=cfg_scale, temperature=temperature, generator=g).cpu())
     codes = torch.cat(codes); s = time.perf_counter() - t0
     imgs = decode_hwc(tok, codes.to(tok.device))
     read = [shape_attributes(im) for im in imgs]
     r = score(read, attrs)
-    r.update(cfg_scale=cfg_scale, steps=steps, n=len(prompts), ms_per_image=1000 * s / len(prompts),
+    r.update(cfg_scale=cfg_scale, temperature=temperature, steps=steps, n=len(prompts), ms_per_image=1000 * s / len(prompts),
              empty=float(np.mean([x['colour'] is None for x in read])),
              distinct_images_per_combo=float(np.mean([len({imgs[j].tobytes() for j in range(len(attrs)) if attrs[j] == c})
                                                       for c in {json.dumps(x, sort_keys=True): x for x in attrs}.values()])))
@@ -197,7 +197,7 @@ def markdown(res: dict) -> str:
          "## Results (target: ≥ 90 % per attribute)", "",
          "| task | setting | colour | shape | size | position | all four | ms / item |", "|---|---|---|---|---|---|---|---|"]
     for r in res['t2i']:
-        L.append(f"| text → image | MaskGIT {r['steps']} steps, CFG {r['cfg_scale']:g} | " + ' | '.join(f"{pct(r[k])} {ok(r[k])}" for k in ATTRS)
+        L.append(f"| text → image | MaskGIT {r['steps']} steps, CFG {r['cfg_scale']:g}, temperature {r.get('temperature', 1.0):g} | " + ' | '.join(f"{pct(r[k])} {ok(r[k])}" for k in ATTRS)
                  + f" | {pct(r['all'])} | {r['ms_per_image']:.1f} |")
     c = res['caption']
     L.append("| image → text | LLaDA sampler, temperature 0, 1 token / step | " + ' | '.join(f"{pct(c[k])} {ok(c[k])}" for k in ATTRS)
@@ -205,7 +205,7 @@ def markdown(res: dict) -> str:
     L += ["", "Text → image: every generated image is decoded by the tokenizer and read back with `mmdiff.data.shape_attributes` "
           "(the pixel checker; 100 % on clean images). Image → text: a caption is right on an attribute when it names that "
           f"attribute's true value and no other value of it; {pct(c['exact_canonical'])} of the captions are exactly the canonical caption.",
-          "", f"Samples: `shapes_samples{'_quick' if a['quick'] else ''}.png` (one sample per combination at CFG {res['grid_cfg']:g}; red frame = some attribute wrong).", ""]
+          "", f"Samples: `shapes_samples{'_quick' if a['quick'] else ''}.png` (one sample per combination at CFG {res['grid_cfg'][0]:g}, temperature {res['grid_cfg'][1]:g}; red frame = some attribute wrong).", ""]
     L += ["Caption examples (generated → truth):", ""] + [f"- `{e['caption'].strip()}` → `{e['truth']}`" for e in c['examples'][:6]]
     return '\n'.join(L) + '\n'
 
@@ -280,19 +280,20 @@ def main(argv=None):
     ev_attrs = [c for c in all_combos() for _ in range(a.prompts_per_combo)]
     ev_prompts = [prompt(c, t) for c in all_combos() for t in range(a.prompts_per_combo)]
     t2i_rows, samples = [], {}
-    for cfg_scale in [float(s) for s in a.cfg_scales.split(',')]:
-        r, imgs, read = eval_t2i(model, vocab, tok, L, ev_prompts, ev_attrs, a.sample_steps, cfg_scale, a.seed)
-        t2i_rows.append(r); samples[cfg_scale] = (imgs, read)
-        print(f"  t2i CFG {cfg_scale:g}: " + ', '.join(f"{k} {pct(r[k])}" for k in (*ATTRS, 'all')), flush=True)
+    floats = lambda s: [float(v) for v in s.split(',')]
+    for cfg_scale, temp in [(c, t) for c in floats(a.cfg_scales) for t in floats(a.temperatures)]:
+        r, imgs, read = eval_t2i(model, vocab, tok, L, ev_prompts, ev_attrs, a.sample_steps, cfg_scale, a.seed, temp)
+        t2i_rows.append(r); samples[(cfg_scale, temp)] = (imgs, read)
+        print(f"  t2i CFG {cfg_scale:g}, temperature {temp:g}: " + ', '.join(f"{k} {pct(r[k])}" for k in (*ATTRS, 'all')), flush=True)
     capr = eval_caption(model, vocab, tok, L, cap_imgs, cap_attrs)
     print("  captioning: " + ', '.join(f"{k} {pct(capr[k])}" for k in (*ATTRS, 'all')), flush=True)
 
-    best = max(t2i_rows, key=lambda r: r['all'])['cfg_scale']
+    bestr = max(t2i_rows, key=lambda r: r['all']); best = (bestr['cfg_scale'], bestr['temperature'])
     out = Path(a.out_dir); out.mkdir(parents=True, exist_ok=True)
     sfx = '_quick' if a.quick else ''                                       # --quick never overwrites the full run's files
     md_f, json_f, png_f = out / f'shapes_bench{sfx}.md', out / f'shapes_bench{sfx}.json', out / f'shapes_samples{sfx}.png'
     save_grid(samples[best][0], ev_attrs, samples[best][1], png_f,
-                  f"mmdiff shapes: one sample per prompt, CFG {best:g}, {a.sample_steps} steps (red = an attribute is wrong)")
+                  f"mmdiff shapes: one sample per prompt, CFG {best[0]:g}, temperature {best[1]:g}, {a.sample_steps} steps (red = an attribute is wrong)")
     res = dict(command=command, machine=mi, args=vars(a), data=data, tokenizer=tk, train=tr, train_time_s=tok_s + wall,
                model=dict(params=model.num_params(), vocab_size=vocab.vocab_size, seq_len=L, max_caption_tokens=max_cap),
                t2i=t2i_rows, caption=capr, grid_cfg=best)

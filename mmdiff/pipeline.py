@@ -17,7 +17,7 @@ from .vocab import Vocab, train_vocab
 from . import imagetok
 from .imagetok import VQVAE, VQConfig, train_tokenizer
 from .data import (digits, digit_caption, DIGIT_TEMPLATES, encode_images, as_hwc, as_chw, T2IDataset, MMUDataset,
-                         MixedDataset, image_seq_len)
+                         MixedDataset, image_seq_len, random_affine)
 from .model import Denoiser, ModelConfig
 from .loss import MaskedDiffusion
 from .train import Trainer, TrainConfig, save_model, load_model, steps_for_budget
@@ -158,12 +158,14 @@ class DigitsRecipe(Config):
     d_model: int = 128            # denoiser width
     n_layer: int = 4              # denoiser depth
     n_head: int = 4               # attention heads
+    dropout: float = 0.0          # denoiser dropout (attention output and MLP)
     steps: int = 0                # denoiser optimizer steps; 0 = as many as fit the time budget (timed on this machine)
     batch_size: int = 32          # sequences per step
     lr: float = 2e-3              # peak learning rate
     t2i_weight: float = 0.5       # share of t2i items in the mix (the rest are captioning items)
     mmu_weight: float = 2.0       # loss weight of captioning items (t2i items weigh 1)
     cond_drop: float = 0.1        # caption dropout for classifier-free guidance
+    caption_aug: int = 0          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
     code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale (`init_code_embeddings`); 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
     seed: int = 0                 # everything
@@ -191,9 +193,12 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
     L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
     caps = digit_captions(labels)
     t2i = T2IDataset(vocab, codes, caps, L, 1_000_000, cond_drop=r.cond_drop, seed=r.seed)
-    mmu = MMUDataset(vocab, codes, [digit_caption(int(l)) for l in labels], L, 1_000_000, seed=r.seed + 1)  # one canonical caption per digit
+    warped = random_affine(images, r.caption_aug, seed=r.seed)                                   # (1500 caption_aug, 8, 8), captioning only
+    cap_codes = torch.cat([codes, encode_images(tok, warped.to(dev)).cpu()])
+    cap_labels = torch.cat([labels, labels.repeat_interleave(r.caption_aug)])
+    mmu = MMUDataset(vocab, cap_codes, [digit_caption(int(l)) for l in cap_labels], L, 1_000_000, seed=r.seed + 1)  # one canonical caption per digit
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
-    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
+    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, dropout=r.dropout)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, r.mmu_weight))
     if r.code_emb_scale > 0: init_code_embeddings(model, vocab, tok, scale=r.code_emb_scale, seed=r.seed)
     steps = r.steps

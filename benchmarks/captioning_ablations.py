@@ -66,7 +66,9 @@ def table(rows: list[dict]) -> str:
            "`captioning_ablations.jsonl` per run; held-out = 297 test digits, train = first 300 training digits.", "",
            "| " + " | ".join(KNOBS) + " | seeds | held-out captioning per seed | mean | train captioning per seed | text-to-image per seed |",
            "|" + "---|" * (len(KNOBS) + 5)]
-    for key, rs in groups.items():
+    order = lambda kv: (kv[0][5], kv[0][2] > 0, kv[0][1], kv[0][0], -kv[0][3], kv[0][4])   # steps, then the demo's recipe first
+    for key, rs in sorted(groups.items(), key=order):
+        rs = sorted(rs, key=lambda r: r['seed'])
         held = [r['held_out'] for r in rs]
         out.append("| " + " | ".join(str(v) for v in key) + f" | {','.join(str(r['seed']) for r in rs)} | "
                    + ", ".join(f"{100 * h:.1f}" for h in held) + f" | {100 * sum(held) / len(held):.1f} % | "

@@ -8,7 +8,7 @@ from accelerate import Accelerator
 
 from mmdiff.vocab import train_vocab
 from mmdiff.data import (Reversal, TaskDataset, shakespeare, digit_caption, draw_shape, MixedDataset, ImageFolder, text_files,
-                         format_t2i)
+                         format_t2i, random_affine)
 from mmdiff.schedule import sample_t
 from mmdiff.model import Denoiser, ModelConfig, BlockDiff
 from mmdiff.loss import MaskedDiffusion
@@ -75,6 +75,14 @@ def test_digit_caption_bad_label():
 def test_draw_shape_bad_attribute():
     with pytest.raises(ValueError, match=r"attribute colour='pink' is not one of"):
         draw_shape(dict(colour='pink', shape='circle', size='small', position='left'))
+
+def test_random_affine_needs_uint8():
+    with pytest.raises(ValueError, match=r'images must be a uint8 tensor \(N, H, W\), got torch.float32 \(2, 8, 8\)'):
+        random_affine(torch.zeros(2, 8, 8), 5)
+
+def test_random_affine_negative_n():
+    with pytest.raises(ValueError, match=r'n must be >= 0, got -1'):
+        random_affine(torch.zeros(2, 8, 8, dtype=torch.uint8), -1)
 
 def test_format_t2i_too_long(vocab):
     with pytest.raises(ValueError, match=r't2i caption of \d+ tokens \+ 16 image codes \+ 5 specials = \d+ .*exceeds'):

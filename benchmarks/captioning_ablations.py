@@ -66,7 +66,9 @@ def table(rows: list[dict]) -> str:
            "`captioning_ablations.jsonl` per run; held-out = 297 test digits, train = first 300 training digits.", "",
            "| " + " | ".join(KNOBS) + " | seeds | held-out captioning per seed | mean | train captioning per seed | text-to-image per seed |",
            "|" + "---|" * (len(KNOBS) + 5)]
-    order = lambda kv: (kv[0][5], kv[0][2] > 0, kv[0][1], kv[0][0], -kv[0][3], kv[0][4])   # steps, then the demo's recipe first
+    def order(kv):                                                       # by steps, the demo's recipe first in each
+        k = dict(zip(KNOBS, kv[0]))
+        return (k['steps'], k['naug'] > 0, k['freeze'], k['dropout'], -k['t2i'], k['mmu_weight'])
     for key, rs in sorted(groups.items(), key=order):
         rs = sorted(rs, key=lambda r: r['seed'])
         held = [r['held_out'] for r in rs]

@@ -11,12 +11,15 @@ The run is `mmdiff.pipeline.train_digits` at a fixed number of steps, with one o
                      text-to-image items show the real digits only (`DigitsRecipe.caption_aug`)
     --t2i S          share of text-to-image items (the rest are captioning items)
     --mmu-weight W   loss weight of captioning items
+    --no-reader      captioning reads the image codes only, not also the pixels (`DigitsRecipe.reader=False`, the
+                     recipe of every run logged before the pixel reader existed)
 
 It prints one JSON line (held-out captioning on the 297 test digits, captioning of the first 300 training digits,
 optionally text-to-image accuracy) and appends it to results/captioning_ablations.jsonl; `--table` turns that file
 into results/captioning_ablations.md.
 
-    python benchmarks/captioning_ablations.py --naug 5 --t2i 0.3 --seed 0     # ~6 min on one CPU thread
+    python benchmarks/captioning_ablations.py --seed 0                        # the demo's recipe, ~7 min on one CPU thread
+    python benchmarks/captioning_ablations.py --no-reader --seed 0            # without the pixel reader
     python benchmarks/captioning_ablations.py --table
 """
 from __future__ import annotations
@@ -32,13 +35,15 @@ from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import caption_accuracy, train_digit_classifier
 
 HERE = Path(__file__).resolve().parent
-KNOBS = ('dropout', 'freeze', 'naug', 't2i', 'mmu_weight', 'steps')
+KNOBS = ('dropout', 'freeze', 'reader', 'naug', 't2i', 'mmu_weight', 'steps')
+DEFAULTS = dict(reader=False)                         # knobs added later: what the runs logged before them used
 
 
 def run(a) -> dict:
     "`train_digits` at `a.steps` steps with the requested departures from the demo's recipe; captioning (and t2i) accuracy."
     import mmdiff.pipeline as P
-    recipe = DigitsRecipe(steps=a.steps, seed=a.seed, t2i_weight=a.t2i, mmu_weight=a.mmu_weight, caption_aug=a.naug, dropout=a.dropout)
+    recipe = DigitsRecipe(steps=a.steps, seed=a.seed, t2i_weight=a.t2i, mmu_weight=a.mmu_weight, caption_aug=a.naug, dropout=a.dropout,
+                          reader=a.reader)
     init = P.init_code_embeddings
     def init_frozen(model, vocab, tok, **kw):                  # --freeze: the codebook start, then no gradient on those rows
         e = init(model, vocab, tok, **kw); lo, hi = vocab.image_offset, vocab.image_offset + vocab.n_image_codes
@@ -61,14 +66,14 @@ def run(a) -> dict:
 
 def table(rows: list[dict]) -> str:
     groups = defaultdict(list)
-    for r in rows: groups[tuple(r[k] for k in KNOBS)].append(r)
+    for r in rows: groups[tuple(r.get(k, DEFAULTS.get(k)) for k in KNOBS)].append(r)
     out = ["# mmdiff captioning ablations", "", "`python benchmarks/captioning_ablations.py ...`, one line of "
            "`captioning_ablations.jsonl` per run; held-out = 297 test digits, train = first 300 training digits.", "",
            "| " + " | ".join(KNOBS) + " | seeds | held-out captioning per seed | mean | train captioning per seed | text-to-image per seed |",
            "|" + "---|" * (len(KNOBS) + 5)]
     def order(kv):                                                       # by steps, the demo's recipe first in each
         k = dict(zip(KNOBS, kv[0]))
-        return (k['steps'], k['naug'] > 0, k['freeze'], k['dropout'], -k['t2i'], k['mmu_weight'])
+        return (k['steps'], str(k['reader']), k['naug'] > 0, k['freeze'], k['dropout'], -k['t2i'], k['mmu_weight'])
     for key, rs in sorted(groups.items(), key=order):
         rs = sorted(rs, key=lambda r: r['seed'])
         held = [r['held_out'] for r in rs]
@@ -83,6 +88,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seed', type=int, default=0); p.add_argument('--steps', type=int, default=3000)
     p.add_argument('--dropout', type=float, default=0.0); p.add_argument('--freeze', action='store_true')
+    p.add_argument('--no-reader', dest='reader', action='store_false', help='captioning reads the codes only (see above)')
     p.add_argument('--naug', type=int, default=0); p.add_argument('--t2i', type=float, default=0.5)
     p.add_argument('--mmu-weight', type=float, default=2.0); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--t2i-eval', action='store_true', help='also measure text-to-image accuracy (trains the judge classifier)')

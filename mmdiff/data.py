@@ -138,8 +138,11 @@ def format_t2i(vocab: Vocab, caption: str | list[int], codes: torch.Tensor, seq_
     attn = torch.ones(seq_len, dtype=torch.bool); attn[:k] = False
     return dict(ids=ids, prompt=prompt, modality=modality, attention_mask=attn, task=torch.tensor(TASK_T2I))
 
-def format_mmu(vocab: Vocab, codes: torch.Tensor, answer: str | list[int], seq_len: int, question: str | list[int] = '') -> dict:
-    "Right-(EOS-)padded captioning item of length `seq_len`; targets are the answer and its EOS padding."
+def format_mmu(vocab: Vocab, codes: torch.Tensor, answer: str | list[int], seq_len: int, question: str | list[int] = '',
+               pixels: torch.Tensor | None = None) -> dict:
+    """Right-(EOS-)padded captioning item of length `seq_len`; targets are the answer and its EOS padding.
+    `pixels` (C, H, W) or (H, W), the image the codes encode, adds `pixels` (C, H, W) and `pixel_slots` (L,) bool (True at
+    the codes) for a model with a pixel reader (`mmdiff.model.PixelReader`)."""
     img, q, a = vocab.image_ids(_flat_codes(codes)).tolist(), _encode(vocab, question), _encode(vocab, answer)
     head = [vocab.mmu_id, vocab.soi_id] + img + [vocab.eoi_id]
     text = [vocab.bos_id] + q + a + [vocab.eos_id]
@@ -149,8 +152,13 @@ def format_mmu(vocab: Vocab, codes: torch.Tensor, answer: str | list[int], seq_l
     ids = torch.tensor(head + text + [vocab.eos_id] * (seq_len - len(head) - len(text)))
     modality = torch.tensor([SPECIAL] + [IMAGE] * (len(head) - 1) + [TEXT] * (seq_len - len(head)))
     prompt = torch.zeros(seq_len, dtype=torch.bool); prompt[:len(head) + 1 + len(q)] = True
-    return dict(ids=ids, prompt=prompt, modality=modality, attention_mask=torch.ones(seq_len, dtype=torch.bool),
-                task=torch.tensor(TASK_MMU))
+    item = dict(ids=ids, prompt=prompt, modality=modality, attention_mask=torch.ones(seq_len, dtype=torch.bool), task=torch.tensor(TASK_MMU))
+    if pixels is not None:
+        pixels = torch.as_tensor(pixels); pixels = pixels[None] if pixels.dim() == 2 else pixels
+        if pixels.dim() != 3: raise ValueError(f"pixels must be one image (C, H, W) or (H, W), got {tuple(pixels.shape)}")
+        slots = torch.zeros(seq_len, dtype=torch.bool); slots[2: 2 + len(img)] = True
+        item.update(pixels=pixels, pixel_slots=slots)
+    return item
 
 def image_seq_len(vocab: Vocab, max_caption_tokens: int, n_tok: int, question_tokens: int = 0) -> int:
     "Smallest `seq_len` that fits a t2i or mmu item with `n_tok` codes and a caption (+ question) of the given token counts."
@@ -384,13 +392,19 @@ class T2IDataset(_ImageCaptionDataset):
         return format_t2i(self.vocab, self.text(i), self.codes[self.image_index(i)], self.seq_len)
 
 class MMUDataset(_ImageCaptionDataset):
-    "`n` captioning items (`format_mmu`): image `i % N` as prompt (+ `question`), its caption as the answer."
-    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0, question: str = ''):
+    """`n` captioning items (`format_mmu`): image `i % N` as prompt (+ `question`), its caption as the answer.
+    `pixels`: the N uint8 images (N, H, W) or (N, H, W, C) the codes encode, for a model with a pixel reader."""
+    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0, question: str = '',
+                 pixels: torch.Tensor | None = None):
         super().__init__(vocab, codes, captions, seq_len, n, seed)
-        self.question = question
+        if pixels is not None:
+            pixels = as_chw(pixels)
+            if len(pixels) != len(self.codes): raise ValueError(f"{len(pixels)} images of pixels for {len(self.codes)} rows of codes")
+        self.question, self.pixels = question, pixels
     def __getitem__(self, i):
-        self._check(i)
-        return format_mmu(self.vocab, self.codes[self.image_index(i)], self.caption(i), self.seq_len, self.question)
+        self._check(i); j = self.image_index(i)
+        return format_mmu(self.vocab, self.codes[j], self.caption(i), self.seq_len, self.question,
+                          None if self.pixels is None else self.pixels[j])
 
 # %% ../nbs/03_data.ipynb #40617800
 class MixedDataset(Dataset):
@@ -404,6 +418,7 @@ class MixedDataset(Dataset):
         lens = [len(d[0]['ids']) for d in datasets]
         if len(set(lens)) > 1: raise ValueError(f"all datasets must share seq_len to be batched together, got sequence lengths {lens}")
         self.datasets, self.weights, self.n, self.seed = datasets, list(weights), n, seed
+        self.fill = {k: torch.zeros_like(v) for d in datasets for k, v in d[0].items()}   # a key some components lack: zeros there
     def __len__(self): return self.n
     def component(self, i: int) -> tuple[int, int]:
         "(dataset index k, item index in it) of item `i`."
@@ -413,7 +428,8 @@ class MixedDataset(Dataset):
     def __getitem__(self, i):
         if not 0 <= i < self.n: raise IndexError(i)
         k, j = self.component(i)
-        return self.datasets[k][j]
+        item = self.datasets[k][j]
+        return item if len(item) == len(self.fill) else {**self.fill, **item}
 
 # %% ../nbs/03_data.ipynb #c2bdfc37
 class ImageFolder:

@@ -65,7 +65,8 @@ class MaskedDiffusion(Objective):
         x0, prompt = batch['ids'], batch['prompt']
         t = sample_t(x0.shape[0], self.t_low, self.t_high, self.antithetic, generator).to(x0.device)
         xt, masked, p = forward_mask(x0, t, self.schedule, self.mask_id, prompt, generator)
-        logits = _logits(model(xt, modality=batch.get('modality'), attention_mask=batch.get('attention_mask')))
+        read = {k: batch[k] for k in ('pixels', 'pixel_slots') if k in batch}    # captioning items' pixels, for a pixel reader
+        logits = _logits(model(xt, modality=batch.get('modality'), attention_mask=batch.get('attention_mask'), **read))
         tok = weighted_masked_ce(logits, x0, masked, self.schedule.weight(t)[:, None])          # (B, L)
         denom = (~prompt.bool()).sum(-1).clamp_min(1) if self.per_answer else torch.full_like(t, x0.shape[1])
         per_seq = tok.sum(-1) / denom                                                           # (B,)

@@ -14,7 +14,8 @@ from .core import Config
 
 # %% auto #0
 __all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'block_diff_mask',
-           'BlockDiff', 'KVCache', 'attend', 'flex_available', 'Attention', 'Block', 'Denoiser', 'flex_matches_dense']
+           'BlockDiff', 'KVCache', 'attend', 'flex_available', 'Attention', 'Block', 'PixelReader', 'Denoiser',
+           'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -29,11 +30,17 @@ class ModelConfig(Config):
     rope_theta: float = 10000.0 # RoPE base
     dropout: float = 0.0        # dropout on attention output and MLP
     norm_eps: float = 1e-5      # RMSNorm epsilon
+    reader_channels: int = 0    # pixel reader (decoupled understanding encoder, see below): image channels C; 0 = no reader
+    reader_down: int = 2        # pixel reader: image side / code-grid side (the image tokenizer's `down`), a power of 2
+    reader_hidden: int = 64     # pixel reader: conv width
     def __post_init__(self):
         if self.d_model % self.n_head: raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
         if (self.d_model // self.n_head) % 2: raise ValueError(f"head width {self.d_model // self.n_head} must be even for RoPE")
         for k in ('vocab_size', 'max_len', 'd_model', 'n_layer', 'n_head'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        d = self.reader_down
+        if self.reader_channels < 0 or d < 1 or d & (d - 1):
+            raise ValueError(f"reader_channels must be >= 0 and reader_down a power of 2, got {self.reader_channels} and {d}")
     @property
     def hidden(self) -> int: return self.mlp_hidden or 64 * math.ceil(8 * self.d_model / 3 / 64)
 
@@ -166,7 +173,20 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal, cache, layer, update)
         return x + self.mlp(self.norm2(x))
 
-# %% ../nbs/05_model.ipynb #5c7e1ac2
+# %% ../nbs/05_model.ipynb #4fb4d0f4
+class PixelReader(nn.Module):
+    "Conv net from images (B, C, H, W) in [0, 1] (or uint8) to features (B, h·w, D) on the code grid (h = H/down), row-major like the codes."
+    def __init__(self, channels: int, d_model: int, down: int = 2, hidden: int = 64):
+        super().__init__()
+        layers = [nn.Conv2d(channels, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, hidden, 3, padding=1), nn.GELU()]
+        for _ in range(int(math.log2(down)) - 1): layers += [nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.GELU()]
+        layers.append(nn.Conv2d(hidden, d_model, 3, stride=2 if down > 1 else 1, padding=1))
+        self.net, self.channels, self.down = nn.Sequential(*layers), channels, down
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        return rearrange(self.net(x), 'b d h w -> b (h w) d')                  # (B, h*w, D)
+
+# %% ../nbs/05_model.ipynb #8b21554a
 class Denoiser(nn.Module):
     "Transformer over unified token ids: ids (B, L) -> logits (B, L, V)."
     def __init__(self, cfg: ModelConfig, attention: AttentionMode | None = None):
@@ -176,6 +196,7 @@ class Denoiser(nn.Module):
         self.mod_emb = nn.Embedding(cfg.n_modalities, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm, self.head = RMSNorm(cfg.d_model, cfg.norm_eps), nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.reader = PixelReader(cfg.reader_channels, cfg.d_model, cfg.reader_down, cfg.reader_hidden) if cfg.reader_channels else None
         cos, sin = rope_tables(cfg.max_len, cfg.d_model // cfg.n_head, cfg.rope_theta)
         self.register_buffer('rope_cos', cos, persistent=False); self.register_buffer('rope_sin', sin, persistent=False)
         self.apply(self._init)
@@ -210,15 +231,21 @@ class Denoiser(nn.Module):
 
     def forward(self, ids: torch.Tensor, modality: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, validate: bool = True, clean: torch.Tensor | None = None,
-                cache: KVCache | None = None, update_cache: bool = False) -> torch.Tensor:
+                cache: KVCache | None = None, update_cache: bool = False, pixels: torch.Tensor | None = None,
+                pixel_slots: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, L), modality (B, L), positions (B, L) or (L,), attention_mask (B, L) bool (True = real key) -> logits (B, L, V).
         Block-wise training: `clean` (B, L) = x_0, the input is then ids ⊕ clean and the logits are those of the noisy half.
-        Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values."""
+        Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values.
+        Pixel reader: `pixels` (B, C, H, W) and `pixel_slots` (B, L) bool; see `pixel_features`."""
+        if (pixels is None) != (pixel_slots is None): raise ValueError("pixels and pixel_slots go together: give both or neither")
+        if pixels is not None and (clean is not None or cache is not None):
+            raise ValueError("pixels are read in a plain forward pass only, not with clean= (block-wise) or cache=")
         if clean is not None: return self._forward_pair(ids, clean, modality, positions, attention_mask, validate)
         if cache is not None: return self._forward_cached(ids, modality, positions, attention_mask, validate, cache, update_cache)
         if validate: self.check_inputs(ids, modality, positions)
         B, L = ids.shape
         x, cos, sin = self._embed(ids, modality, torch.arange(L, device=ids.device) if positions is None else positions)
+        if pixels is not None: x = x + self.pixel_features(pixels, pixel_slots, validate).to(x.dtype)
         causal_fast = self.attention.is_causal and attention_mask is None     # SDPA's own causal kernel
         mask = None if causal_fast else self.attention.mask(L, ids.device)      # (L, L) or None
         if attention_mask is not None:
@@ -234,6 +261,22 @@ class Denoiser(nn.Module):
         x = self.tok_emb(ids) + self.mod_emb(modality)                          # (B, L, D)
         pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
         return x, self.rope_cos[pos], self.rope_sin[pos]
+
+    def pixel_features(self, pixels: torch.Tensor, pixel_slots: torch.Tensor, validate: bool = True) -> torch.Tensor:
+        """The reader's input embeddings (B, L, D): row b's h·w features (row-major) at the positions where `pixel_slots[b]` is
+        True, zero elsewhere. A row reads its image when it has exactly h·w slots and ignores it when it has none."""
+        if self.reader is None: raise ValueError("this model has no pixel reader (ModelConfig.reader_channels=0): call it without pixels")
+        if not isinstance(pixels, torch.Tensor) or pixels.dim() != 4 or pixels.shape[1] != self.reader.channels:
+            raise ValueError(f"pixels must be (B, {self.reader.channels}, H, W), got {tuple(getattr(pixels, 'shape', ()))}")
+        B, _, H, W = pixels.shape; n = (H // self.reader.down) * (W // self.reader.down)
+        if pixel_slots.dim() != 2 or pixel_slots.shape[0] != B:
+            raise ValueError(f"pixel_slots must be (B, L) = ({B}, L) bool, got {tuple(pixel_slots.shape)}")
+        slots = pixel_slots.bool(); rows = slots.any(1)                                # (B, L), (B,)
+        if validate and bool(((slots.sum(1) != n) & rows).any()):
+            raise ValueError(f"each row of pixel_slots must mark 0 or exactly {n} positions (the code grid of {H}x{W} pixels), got {slots.sum(1).tolist()}")
+        out = torch.zeros(*slots.shape, self.cfg.d_model, device=pixels.device)         # (B, L, D)
+        if bool(rows.any()): out[slots] = self.reader(pixels[rows]).flatten(0, 1)      # (R·h·w, D) into the slots, row-major
+        return out
 
     flex: bool | None = None   # FlexAttention for the x_t ⊕ x_0 mask: None = on CUDA when available, True/False = force
     def _use_flex(self, device) -> bool:
@@ -293,7 +336,7 @@ class Denoiser(nn.Module):
         for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, mask, False, cache, i, update)
         return self.head(self.norm(x)).float()                                  # (B, L, V)
 
-# %% ../nbs/05_model.ipynb #788940d5
+# %% ../nbs/05_model.ipynb #3eee8376
 def flex_matches_dense(model: Denoiser, xt: torch.Tensor, x0: torch.Tensor, grads: bool = False, eps: float = 1e-4) -> bool:
     "Whether the FlexAttention and the dense-SDPA paths of a block-wise `model` give the same logits (and grads) on x_t ⊕ x_0."
     import copy

@@ -30,10 +30,10 @@ def t2i_input(vocab: Vocab, caption: str | Sequence[int], n_tokens: int, seq_len
     d['ids'][seq_len - n_tokens - 1: seq_len - 1] = vocab.mask_id
     return {k: d[k] for k in ('ids', 'prompt', 'modality', 'attention_mask')}
 
-def mmu_input(vocab: Vocab, codes: torch.Tensor, seq_len: int, question: str | Sequence[int] = '') -> dict:
+def mmu_input(vocab: Vocab, codes: torch.Tensor, seq_len: int, question: str | Sequence[int] = '', pixels: torch.Tensor | None = None) -> dict:
     "The captioner's start (`format_mmu` with an empty answer): prompt = <|mmu|> image <|bos|> question; the rest is generated."
-    d = format_mmu(vocab, codes, [], seq_len, question=_text_ids(vocab, question, 'question'))
-    return {k: d[k] for k in ('ids', 'prompt', 'modality', 'attention_mask')}
+    d = format_mmu(vocab, codes, [], seq_len, question=_text_ids(vocab, question, 'question'), pixels=pixels)
+    return {k: d[k] for k in ('ids', 'prompt', 'modality', 'attention_mask', 'pixels', 'pixel_slots') if k in d}
 
 def _stack(items: list[dict]) -> dict: return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
@@ -149,18 +149,22 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
         if callback is not None: callback(s, x.clone())
     return x[:, slot] - vocab.image_offset
 
-# %% ../nbs/11_multimodal.ipynb #1e72ec03
+# %% ../nbs/11_multimodal.ipynb #d55c4890
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
-                  question: str | Sequence[int] = '', **gen_kw) -> list[str]:
-    "Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to `mmdiff.sample.generate` (temperature, cfg_scale, ...)."
+                  question: str | Sequence[int] = '', pixels: torch.Tensor | None = None, **gen_kw) -> list[str]:
+    """Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to `mmdiff.sample.generate` (temperature, cfg_scale, ...).
+    `pixels` (B, C, H, W), the images the codes encode, for a model with a pixel reader."""
     if not isinstance(codes, torch.Tensor) or codes.dim() != 2:
         raise ValueError(f"codes must be a (B, N) tensor of image codes, got {tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= vocab.n_image_codes):
         raise ValueError(f"image codes must lie in [0, {vocab.n_image_codes}), got range [{int(codes.min())}, {int(codes.max())}]")
     if steps is not None and steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
     dev = getattr(model, 'device', None) or torch.device('cpu')
-    batch = {k: v.to(dev) for k, v in _stack([mmu_input(vocab, c.cpu(), seq_len, question) for c in codes]).items()}
+    if pixels is not None and len(pixels) != len(codes): raise ValueError(f"{len(pixels)} images of pixels for {len(codes)} rows of codes")
+    px = [None] * len(codes) if pixels is None else pixels.cpu()
+    batch = {k: v.to(dev) for k, v in _stack([mmu_input(vocab, c.cpu(), seq_len, question, p) for c, p in zip(codes, px)]).items()}
+    if pixels is not None: gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'])
     P = int(batch['prompt'][0].sum())                                       # same prompt length in every row
     G = seq_len - P                                                         # answer + EOS padding to generate
     gen_kw.setdefault('block_length', G); gen_kw.setdefault('mask_id', vocab.mask_id)
@@ -172,7 +176,7 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
         caps.append(vocab.decode([t for t in row if t < vocab.n_text]))
     return caps
 
-# %% ../nbs/11_multimodal.ipynb #8947d279
+# %% ../nbs/11_multimodal.ipynb #e8935d4d
 @torch.no_grad()
 def infill(model, vocab: Vocab, ids: torch.Tensor, steps: int, temperature: float = 0.,
            remasking: str | Remasking = 'low_confidence', generator: torch.Generator | None = None,

@@ -115,8 +115,11 @@ def _encode_images(self, images) -> torch.Tensor:
     return rearrange(self.tokenizer.encode(x), 'n h w -> n (h w)')
 
 def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
-    "A caption per uint8 image (any size; resized inside)."
-    return caption_codes(self.model, self.vocab, self.encode_images(images), self.cfg.seq_len, steps=steps, question=self.cfg.question, **gen_kw)
+    "A caption per uint8 image (any size; resized inside). A model with a pixel reader also reads the (resized) pixels."
+    x = to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)           # (N, C, H, W) uint8
+    codes = rearrange(self.tokenizer.encode(x), 'n h w -> n (h w)')
+    pixels = x if getattr(self.model, 'reader', None) is not None else None
+    return caption_codes(self.model, self.vocab, codes, self.cfg.seq_len, steps=steps, question=self.cfg.question, pixels=pixels, **gen_kw)
 
 def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
              temperature: float = 1.0, seed: int | None = None) -> np.ndarray:
@@ -165,7 +168,8 @@ class DigitsRecipe(Config):
     t2i_weight: float = 0.5       # share of t2i items in the mix (the rest are captioning items)
     mmu_weight: float = 2.0       # loss weight of captioning items (t2i items weigh 1)
     cond_drop: float = 0.1        # caption dropout for classifier-free guidance
-    caption_aug: int = 0          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
+    reader: bool = True           # captioning also reads the digit's pixels through a conv net (`mmdiff.model.PixelReader`)
+    caption_aug: int = 5          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
     code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale (`init_code_embeddings`); 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
     seed: int = 0                 # everything
@@ -196,9 +200,12 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
     warped = random_affine(images, r.caption_aug, seed=r.seed)                                   # (1500 caption_aug, 8, 8), captioning only
     cap_codes = torch.cat([codes, encode_images(tok, warped.to(dev)).cpu()])
     cap_labels = torch.cat([labels, labels.repeat_interleave(r.caption_aug)])
-    mmu = MMUDataset(vocab, cap_codes, [digit_caption(int(l)) for l in cap_labels], L, 1_000_000, seed=r.seed + 1)  # one canonical caption per digit
+    cap_pixels = torch.cat([images, warped]) if r.reader else None                               # what the pixel reader sees
+    mmu = MMUDataset(vocab, cap_codes, [digit_caption(int(l)) for l in cap_labels], L, 1_000_000, seed=r.seed + 1,   # one canonical caption per digit
+                     pixels=cap_pixels)
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
-    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, dropout=r.dropout)
+    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, dropout=r.dropout,
+                       reader_channels=1 if r.reader else 0, reader_down=tok.cfg.down)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, r.mmu_weight))
     if r.code_emb_scale > 0: init_code_embeddings(model, vocab, tok, scale=r.code_emb_scale, seed=r.seed)
     steps = r.steps

@@ -153,6 +153,15 @@ def test_init_code_embeddings_tokenizer_mismatch(vocab, model, vq):
     with pytest.raises(ValueError, match=r'the vocabulary has 4 image codes but the tokenizer has 64'):
         init_code_embeddings(model, vocab, vq)
 
+def test_pixels_without_reader(vocab, model):
+    with pytest.raises(ValueError, match=r'this model has no pixel reader \(ModelConfig.reader_channels=0\): call it without pixels'):
+        caption_codes(model, vocab, torch.zeros(1, 4, dtype=torch.long), 24, pixels=torch.zeros(1, 1, 4, 4, dtype=torch.uint8))
+
+def test_pixel_slots_do_not_match_grid():
+    m = Denoiser(ModelConfig(vocab_size=20, max_len=24, d_model=16, n_layer=1, n_head=2, reader_channels=1))
+    slots = torch.zeros(1, 24, dtype=torch.bool); slots[0, 2:7] = True
+    with pytest.raises(ValueError, match=r'each row of pixel_slots must mark 0 or exactly 16 positions'):
+        m(torch.zeros(1, 24, dtype=torch.long), pixels=torch.zeros(1, 1, 8, 8, dtype=torch.uint8), pixel_slots=slots)
 
 # ----------------------------------------------------------------------------------------------- pipeline
 def test_pipeline_from_missing_folder(tmp_path):

@@ -75,7 +75,7 @@ def markdown(res: dict) -> str:
          "| features | classifier | held-out accuracy |", "|---|---|---|"]
     L += [f"| {r['features']} | {r['classifier']} | {pct(r['acc'])} |" for r in res['ceilings']]
     L += ["", "## [2] Image-code embeddings: random start vs. started from the codebook", "",
-          f"`train_digits(DigitsRecipe(steps={a['steps']}, code_emb_scale=s))`, everything else the demo's defaults; captioning by "
+          f"`train_digits(DigitsRecipe(steps={a['steps']}, code_emb_scale=s, reader=False, caption_aug=0))` (captioning from the codes only), everything else the demo's defaults; captioning by "
           "`MMDiff.caption` (temperature 0); text-to-image: 10 prompts per digit, 16 steps, CFG 1, judged by the classifier above.", "",
           "| code_emb_scale | seed | held-out captioning | training-set captioning | text-to-image | diversity | train s |", "|---|---|---|---|---|---|---|"]
     L += [f"| {r['code_emb_scale']:g} | {r['seed']} | {pct(r['caption_heldout'])} | {pct(r['caption_train'])} (n={r['n_train_eval']}) | {pct(r['t2i_acc'])} | "
@@ -110,7 +110,7 @@ def main(argv=None):
     for seed, s in [(int(sd), float(x)) for sd in a.seeds.split(',') for x in a.scales.split(',')]:
         with tempfile.TemporaryDirectory(prefix='mmdiff_cap_') as out:
             t0 = time.perf_counter()
-            recipe = DigitsRecipe(tok_steps=a.tok_steps, steps=a.steps, code_emb_scale=s, seed=seed)
+            recipe = DigitsRecipe(tok_steps=a.tok_steps, steps=a.steps, code_emb_scale=s, seed=seed, reader=False, caption_aug=0)   # codes only
             pipe = train_digits(out, recipe, device=dev, progress=a.progress, log=lambda *x: None)
             train_s = time.perf_counter() - t0
         r = dict(code_emb_scale=s, seed=seed, train_s=train_s, caption_heldout=caption_acc(pipe, te_img, te_lab),

@@ -89,7 +89,7 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0); p.add_argument('--steps', type=int, default=3000)
     p.add_argument('--dropout', type=float, default=0.0); p.add_argument('--freeze', action='store_true')
     p.add_argument('--no-reader', dest='reader', action='store_false', help='captioning reads the codes only (see above)')
-    p.add_argument('--naug', type=int, default=0); p.add_argument('--t2i', type=float, default=0.5)
+    p.add_argument('--naug', type=int, default=DigitsRecipe().caption_aug); p.add_argument('--t2i', type=float, default=0.5)
     p.add_argument('--mmu-weight', type=float, default=2.0); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--t2i-eval', action='store_true', help='also measure text-to-image accuracy (trains the judge classifier)')
     p.add_argument('--progress', action='store_true'); p.add_argument('--table', action='store_true')

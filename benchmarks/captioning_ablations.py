@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from mmdiff.core import atomic_write_text
+from common import jsonl_run_or_table
 from mmdiff.data import digits
 from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import caption_accuracy, train_digit_classifier
@@ -94,16 +94,6 @@ def main(argv=None):
     p.add_argument('--t2i-eval', action='store_true', help='also measure text-to-image accuracy (trains the judge classifier)')
     p.add_argument('--progress', action='store_true'); p.add_argument('--table', action='store_true')
     p.add_argument('--out-dir', default=str(HERE / 'results'))
-    a = p.parse_args(argv)
-    log = Path(a.out_dir) / 'captioning_ablations.jsonl'
-    if a.table:
-        md = table([json.loads(l) for l in log.read_text().splitlines() if l.strip()])
-        atomic_write_text(Path(a.out_dir) / 'captioning_ablations.md', md); print(md); return
-    torch.set_num_threads(a.threads)
-    res = run(a)
-    print(json.dumps(res), flush=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'a') as f: f.write(json.dumps(res) + '\n')
-
+    jsonl_run_or_table(p.parse_args(argv), 'captioning_ablations', run, table)
 
 if __name__ == '__main__': main()

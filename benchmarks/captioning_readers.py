@@ -28,7 +28,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from einops import rearrange
 
-from mmdiff.core import atomic_write_text
+from common import jsonl_run_or_table
 from mmdiff.data import digits, random_affine, as_chw, encode_images
 from mmdiff.imagetok import train_tokenizer, VQConfig
 from mmdiff.multimodal import codebook_vectors
@@ -108,15 +108,6 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0); p.add_argument('--steps', type=int, default=3000)
     p.add_argument('--lr', type=float, default=1e-3); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--table', action='store_true'); p.add_argument('--out-dir', default=str(HERE / 'results'))
-    a = p.parse_args(argv)
-    log = Path(a.out_dir) / 'captioning_readers.jsonl'
-    if a.table:
-        md = table([json.loads(l) for l in log.read_text().splitlines() if l.strip()])
-        atomic_write_text(Path(a.out_dir) / 'captioning_readers.md', md); print(md); return
-    torch.set_num_threads(a.threads)
-    res = run(a); print(json.dumps(res), flush=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'a') as f: f.write(json.dumps(res) + '\n')
-
+    jsonl_run_or_table(p.parse_args(argv), 'captioning_readers', run, table)
 
 if __name__ == '__main__': main()

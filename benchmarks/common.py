@@ -72,3 +72,18 @@ def start_run(a, argv, title: str):
     print(f"mmdiff {title}{' (quick)' if a.quick else ''}: torch {mi['torch']}, device {dev}, {mi['torch_threads']} threads", flush=True)
     seed_everything(a.seed)
     return command, t0, dev, mi
+
+
+def jsonl_run_or_table(a, name: str, run, table):
+    """The one-run-per-call scripts: with `a.table`, turn `<a.out_dir>/<name>.jsonl` into `<name>.md` (`table(rows) -> str`);
+    otherwise `run(a) -> dict` on `a.threads` torch threads, print it as a JSON line and append it to the .jsonl."""
+    import json
+    from mmdiff.core import atomic_write_text
+    log = Path(a.out_dir) / f'{name}.jsonl'
+    if a.table:
+        md = table([json.loads(l) for l in log.read_text().splitlines() if l.strip()])
+        atomic_write_text(Path(a.out_dir) / f'{name}.md', md); print(md); return
+    torch.set_num_threads(a.threads)
+    res = run(a); print(json.dumps(res), flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'a') as f: f.write(json.dumps(res) + '\n')

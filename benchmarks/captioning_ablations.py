@@ -23,7 +23,7 @@ into results/captioning_ablations.md.
     python benchmarks/captioning_ablations.py --table
 """
 from __future__ import annotations
-import argparse, json, tempfile, time
+import argparse, tempfile, time
 from collections import defaultdict
 from pathlib import Path
 

@@ -21,7 +21,7 @@ to read them":
     python benchmarks/captioning_readers.py --table                            # results/captioning_readers.jsonl -> .md
 """
 from __future__ import annotations
-import argparse, json, math, time
+import argparse, math, time
 from collections import defaultdict
 from pathlib import Path
 

@@ -275,7 +275,7 @@ class Denoiser(nn.Module):
         if validate and bool(((slots.sum(1) != n) & rows).any()):
             raise ValueError(f"each row of pixel_slots must mark 0 or exactly {n} positions (the code grid of {H}x{W} pixels), got {slots.sum(1).tolist()}")
         out = torch.zeros(*slots.shape, self.cfg.d_model, device=pixels.device)         # (B, L, D)
-        if bool(rows.any()): out[slots] = self.reader(pixels[rows]).flatten(0, 1)      # (R·h·w, D) into the slots, row-major
+        if bool(rows.any()): out[slots] = self.reader(pixels[rows]).flatten(0, 1).to(out.dtype)   # (R·h·w, D) into the slots, row-major (autocast: bf16 -> fp32)
         return out
 
     flex: bool | None = None   # FlexAttention for the x_t ⊕ x_0 mask: None = on CUDA when available, True/False = force

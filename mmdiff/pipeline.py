@@ -109,17 +109,20 @@ def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
     h, w = self.tokenizer.grid
     return as_hwc(self.tokenizer.decode(rearrange(codes, 'n (h w) -> n h w', h=h, w=w))).cpu().numpy()
 
-def _encode_images(self, images) -> torch.Tensor:
-    "uint8 images of any size -> codes (N, n_tokens)."
-    x = to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)
+def _model_images(self, images) -> torch.Tensor:
+    "uint8 images of any size -> uint8 (N, C, H, W) at the tokenizer's size, on the model's device."
+    return to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)
+
+def _encode_images(self, images, resized: bool = False) -> torch.Tensor:
+    "uint8 images of any size -> codes (N, n_tokens); `resized`: `images` are already `_model_images` output."
+    x = images if resized else _model_images(self, images)
     return rearrange(self.tokenizer.encode(x), 'n h w -> n (h w)')
 
 def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
     "A caption per uint8 image (any size; resized inside). A model with a pixel reader also reads the (resized) pixels."
-    x = to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)           # (N, C, H, W) uint8
-    codes = rearrange(self.tokenizer.encode(x), 'n h w -> n (h w)')
+    x = _model_images(self, images)                                                             # (N, C, H, W) uint8
     pixels = x if getattr(self.model, 'reader', None) is not None else None
-    return caption_codes(self.model, self.vocab, codes, self.cfg.seq_len, steps=steps, question=self.cfg.question, pixels=pixels, **gen_kw)
+    return caption_codes(self.model, self.vocab, self.encode_images(x, resized=True), self.cfg.seq_len, steps=steps, question=self.cfg.question, pixels=pixels, **gen_kw)
 
 def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
              temperature: float = 1.0, seed: int | None = None) -> np.ndarray:

@@ -34,20 +34,20 @@ ATTRS = ('colour', 'shape', 'size', 'position')
 VALUES = dict(colour=tuple(COLOURS), shape=SHAPES, size=SIZES, position=POSITIONS)
 
 # Defaults of the full run and of `--quick`; a flag given on the command line wins over both.
-FULL = dict(n_train=4000, n_caption=384, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=800,
+FULL = dict(n_train=4000, n_caption=384, tok_local=1, tok_down=2, tok_codes=128, tok_hidden=32, tok_steps=1500,
             d_model=128, n_layer=4, n_head=4, batch_size=32, lr=2e-3, budget_s=510.0, t2i_share=0.75, w_mmu=1.0, code_emb_scale=1.0,
-            prompts_per_combo=4, sample_steps=16, cfg_scales='0,1', temperatures='1,0.5')
-QUICK = dict(n_train=1000, n_caption=96, tok_down=2, tok_codes=64, tok_hidden=32, tok_steps=150,
+            prompts_per_combo=4, sample_steps='16', cfg_scales='0,1', temperatures='1,0.5')
+QUICK = dict(n_train=1000, n_caption=96, tok_local=1, tok_down=2, tok_codes=128, tok_hidden=32, tok_steps=400,
              d_model=64, n_layer=2, n_head=2, batch_size=32, lr=2e-3, budget_s=30.0, t2i_share=0.5, w_mmu=1.0, code_emb_scale=1.0,
-             prompts_per_combo=1, sample_steps=8, cfg_scales='0,3', temperatures='1')
-TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_scale=float, cfg_scales=str, temperatures=str)
+             prompts_per_combo=1, sample_steps='8', cfg_scales='0,3', temperatures='1')
+TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_scale=float, sample_steps=str, cfg_scales=str, temperatures=str)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # The image tokenizer
 def build_tokenizer(images: torch.Tensor, a, dev):
     "Train the RGB tokenizer (`VQVAE`) on uint8 (N,16,16,3) `images` with `mmdiff.imagetok.train_tokenizer`."
-    cfg = VQConfig(image_size=images.shape[1], channels=3, down=a.tok_down, n_codes=a.tok_codes, hidden=a.tok_hidden)
+    cfg = VQConfig(image_size=images.shape[1], channels=3, down=a.tok_down, n_codes=a.tok_codes, hidden=a.tok_hidden, patch_local=bool(a.tok_local))
     vq, _ = train_tokenizer(as_chw(images), cfg, steps=a.tok_steps, seed=a.seed, progress=a.progress, device=dev)
     return vq
 
@@ -174,7 +174,7 @@ def markdown(res: dict) -> str:
          f"**Training time: {res['train_time_s']:.0f} s** = tokenizer {tk['train_s']:.0f} s + denoiser {tr['wall_s']:.0f} s "
          f"({tr['steps']} of {tr['planned_steps']} planned steps; budget {a['budget_s']:g} s for the denoiser).", "",
          "## Image tokenizer", "",
-         f"`VQConfig(image_size=16, channels=3, down={a['tok_down']}, n_codes={a['tok_codes']}, hidden={a['tok_hidden']})` → "
+         f"`VQConfig(image_size=16, channels=3, down={a['tok_down']}, n_codes={a['tok_codes']}, hidden={a['tok_hidden']}, patch_local={bool(a.get('tok_local', 0))})` → "
          f"{tk['tokens_per_image']} tokens per image, {a['tok_steps']} steps of `train_tokenizer` (binary cross-entropy reconstruction loss).", "",
          "| held-out PSNR | codebook usage | perplexity | H(code \\| patch) | codes on black patches | colour | shape | size | position | all four |",
          "|---|---|---|---|---|---|---|---|---|---|",
@@ -183,9 +183,10 @@ def markdown(res: dict) -> str:
          f"Attribute columns: `shape_attributes` on reconstructions (encode → decode) of {tk['n_heldout']} held-out images — "
          "the ceiling for generation through this tokenizer. H(code | patch): mean entropy of the code given the pixels it covers "
          f"({tk['distinct_patches']} distinct {16 // tk['grid']}×{16 // tk['grid']} patches in the training images); "
-         "0 would mean one code per patch content. The VQ-VAE's codes also depend on the neighbouring pixels (overlapping "
-         "receptive fields) and the EMA codebook spends many codes on the black background, so the denoiser must also learn "
-         "that noise (see README).", "",
+         "0 means one code per patch content. " + ("With `patch_local=True` a code is a function of its own patch's pixels, so "
+         "H is 0 by construction and the denoiser models no tokenizer noise (see README)." if a.get('tok_local') else
+         "The conv VQ-VAE's codes also depend on the neighbouring pixels (overlapping receptive fields) and the EMA codebook "
+         "spends many codes on the black background, so the denoiser must also learn that noise (see README)."), "",
          "## Unified model", "",
          f"`Denoiser(ModelConfig(d_model={a['d_model']}, n_layer={a['n_layer']}, n_head={a['n_head']}))`, "
          f"{res['model']['params'] / 1e6:.2f} M parameters, vocab {res['model']['vocab_size']}, sequences of {res['model']['seq_len']} tokens"
@@ -205,7 +206,7 @@ def markdown(res: dict) -> str:
     L += ["", "Text → image: every generated image is decoded by the tokenizer and read back with `mmdiff.data.shape_attributes` "
           "(the pixel checker; 100 % on clean images). Image → text: a caption is right on an attribute when it names that "
           f"attribute's true value and no other value of it; {pct(c['exact_canonical'])} of the captions are exactly the canonical caption.",
-          "", f"Samples: `shapes_samples{'_quick' if a['quick'] else ''}.png` (one sample per combination at CFG {res['grid_cfg'][0]:g}, temperature {res['grid_cfg'][1]:g}; red frame = some attribute wrong).", ""]
+          "", f"Samples: `shapes_samples{'_quick' if a['quick'] else ''}.png` (one sample per combination at {res['grid_cfg'][-3] if len(res['grid_cfg']) == 3 else a['sample_steps']} steps, CFG {res['grid_cfg'][-2]:g}, temperature {res['grid_cfg'][-1]:g}; red frame = some attribute wrong).", ""]
     L += ["Caption examples (generated → truth):", ""] + [f"- `{e['caption'].strip()}` → `{e['truth']}`" for e in c['examples'][:6]]
     return '\n'.join(L) + '\n'
 
@@ -229,7 +230,7 @@ def main(argv=None):
     data = dict(distinct_train_images=len(seen), caption_images_in_train=float(np.mean([im.tobytes() in seen for im in cap_imgs.numpy()])))
 
     # ---- 1. image tokenizer
-    print(f"[1] image tokenizer: down {a.tok_down}, {a.tok_codes} codes, hidden {a.tok_hidden}, {a.tok_steps} steps", flush=True)
+    print(f"[1] image tokenizer: {'patch-local' if a.tok_local else 'conv'} coders, down {a.tok_down}, {a.tok_codes} codes, hidden {a.tok_hidden}, {a.tok_steps} steps", flush=True)
     t0 = time.perf_counter()
     tok = build_tokenizer(images, a, dev)
     tok_s = time.perf_counter() - t0
@@ -281,19 +282,19 @@ def main(argv=None):
     ev_prompts = [prompt(c, t) for c in all_combos() for t in range(a.prompts_per_combo)]
     t2i_rows, samples = [], {}
     floats = lambda s: [float(v) for v in s.split(',')]
-    for cfg_scale, temp in [(c, t) for c in floats(a.cfg_scales) for t in floats(a.temperatures)]:
-        r, imgs, read = eval_t2i(model, vocab, tok, L, ev_prompts, ev_attrs, a.sample_steps, cfg_scale, a.seed, temp)
-        t2i_rows.append(r); samples[(cfg_scale, temp)] = (imgs, read)
-        print(f"  t2i CFG {cfg_scale:g}, temperature {temp:g}: " + ', '.join(f"{k} {pct(r[k])}" for k in (*ATTRS, 'all')), flush=True)
+    for n_steps, cfg_scale, temp in [(n, c, t) for n in map(int, floats(a.sample_steps)) for c in floats(a.cfg_scales) for t in floats(a.temperatures)]:
+        r, imgs, read = eval_t2i(model, vocab, tok, L, ev_prompts, ev_attrs, n_steps, cfg_scale, a.seed, temp)
+        t2i_rows.append(r); samples[(n_steps, cfg_scale, temp)] = (imgs, read)
+        print(f"  t2i {n_steps} steps, CFG {cfg_scale:g}, temperature {temp:g}: " + ', '.join(f"{k} {pct(r[k])}" for k in (*ATTRS, 'all')), flush=True)
     capr = eval_caption(model, vocab, tok, L, cap_imgs, cap_attrs)
     print("  captioning: " + ', '.join(f"{k} {pct(capr[k])}" for k in (*ATTRS, 'all')), flush=True)
 
-    bestr = max(t2i_rows, key=lambda r: r['all']); best = (bestr['cfg_scale'], bestr['temperature'])
+    bestr = max(t2i_rows, key=lambda r: r['all']); best = (bestr['steps'], bestr['cfg_scale'], bestr['temperature'])
     out = Path(a.out_dir); out.mkdir(parents=True, exist_ok=True)
     sfx = '_quick' if a.quick else ''                                       # --quick never overwrites the full run's files
     md_f, json_f, png_f = out / f'shapes_bench{sfx}.md', out / f'shapes_bench{sfx}.json', out / f'shapes_samples{sfx}.png'
     save_grid(samples[best][0], ev_attrs, samples[best][1], png_f,
-                  f"mmdiff shapes: one sample per prompt, CFG {best[0]:g}, temperature {best[1]:g}, {a.sample_steps} steps (red = an attribute is wrong)")
+                  f"mmdiff shapes: one sample per prompt, CFG {best[1]:g}, temperature {best[2]:g}, {best[0]} steps (red = an attribute is wrong)")
     res = dict(command=command, machine=mi, args=vars(a), data=data, tokenizer=tk, train=tr, train_time_s=tok_s + wall,
                model=dict(params=model.num_params(), vocab_size=vocab.vocab_size, seq_len=L, max_caption_tokens=max_cap),
                t2i=t2i_rows, caption=capr, grid_cfg=best)

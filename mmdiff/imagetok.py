@@ -189,6 +189,7 @@ class VQConfig(Config):
     channels: int = 1                   # C: 1 for grayscale digits, 3 for RGB
     hidden: int = 32                    # width of the conv encoder/decoder
     n_res: int = 1                      # residual blocks per resolution
+    patch_local: bool = False           # encoder and decoder see one down x down patch only: a code is a function of its patch
     down: int = 2                       # downsampling factor (power of 2): code grid h = w = image_size // down
     quantizer: str = 'VectorQuantizer'  # a Quantizer subclass (the class or its name): VectorQuantizer or FSQ
     n_codes: int = 64                   # VectorQuantizer: codebook size K
@@ -229,10 +230,10 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().clamp(0, 1)
 
 class ResBlock(nn.Module):
-    "x + conv1x1(relu(conv3x3(relu(x)))), shape-preserving (B,c,h,w)."
-    def __init__(self, c: int):
+    "x + conv1x1(relu(conv kxk(relu(x)))), shape-preserving (B,c,h,w); k = 1 mixes channels only, never neighbouring pixels."
+    def __init__(self, c: int, k: int = 3):
         super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 1)
+        self.conv1, self.conv2 = nn.Conv2d(c, c, k, padding=k // 2), nn.Conv2d(c, c, 1)
     def forward(self, x): return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 # %% ../nbs/02_imagetok.ipynb #1d7d6fdd
@@ -243,13 +244,18 @@ class VQVAE(nn.Module):
         self.cfg = cfg = cfg or VQConfig()
         self.quantizer = cfg.quantizer_cls.from_config(cfg)
         c, D, stages = cfg.hidden, self.quantizer.dim, int(math.log2(cfg.down))
-        res = lambda: [ResBlock(c) for _ in range(cfg.n_res)]
-        enc = [nn.Conv2d(cfg.channels, c, 3, padding=1), *res()]
-        for _ in range(stages): enc += [nn.Conv2d(c, c, 4, stride=2, padding=1), *res()]
-        self.encoder = nn.Sequential(*enc, nn.ReLU(), nn.Conv2d(c, D, 1))
-        dec = [nn.Conv2d(D, c, 3, padding=1), *res()]
-        for _ in range(stages): dec += [nn.ReLU(), nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), *res()]
-        self.decoder = nn.Sequential(*dec, nn.ReLU(), nn.Conv2d(c, cfg.channels, 3, padding=1))
+        if cfg.patch_local:                                                   # patchify: kernel = stride, then per-position layers
+            res = lambda: [ResBlock(c, k=1) for _ in range(cfg.n_res)]
+            self.encoder = nn.Sequential(nn.Conv2d(cfg.channels, c, cfg.down, stride=cfg.down), *res(), nn.ReLU(), nn.Conv2d(c, D, 1))
+            self.decoder = nn.Sequential(nn.Conv2d(D, c, 1), *res(), nn.ReLU(), nn.ConvTranspose2d(c, cfg.channels, cfg.down, stride=cfg.down))
+        else:
+            res = lambda: [ResBlock(c) for _ in range(cfg.n_res)]
+            enc = [nn.Conv2d(cfg.channels, c, 3, padding=1), *res()]
+            for _ in range(stages): enc += [nn.Conv2d(c, c, 4, stride=2, padding=1), *res()]
+            self.encoder = nn.Sequential(*enc, nn.ReLU(), nn.Conv2d(c, D, 1))
+            dec = [nn.Conv2d(D, c, 3, padding=1), *res()]
+            for _ in range(stages): dec += [nn.ReLU(), nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), *res()]
+            self.decoder = nn.Sequential(*dec, nn.ReLU(), nn.Conv2d(c, cfg.channels, 3, padding=1))
 
     @property
     def grid(self) -> tuple: return (self.cfg.image_size // self.cfg.down,) * 2
@@ -296,7 +302,7 @@ class VQVAE(nn.Module):
         "codes (B,h,w) or (B,h*w) long -> images (B,C,H,W) float in [0,1] (no gradient; train through `forward`)."
         return torch.sigmoid(self.decoder(self.quantizer.embed(self.check_codes(codes))))
 
-# %% ../nbs/02_imagetok.ipynb #d8209ee8
+# %% ../nbs/02_imagetok.ipynb #70a45396
 @torch.no_grad()
 def recon_metrics(model: VQVAE, images, batch_size: int = 512) -> dict:
     "Reconstruct `images` (N,C,H,W) through the codes: dict(mse, psnr (dB), usage (% of codes used), perplexity)."
@@ -311,7 +317,7 @@ def recon_metrics(model: VQVAE, images, batch_size: int = 512) -> dict:
     mse = sq / max(n, 1)
     return dict(mse=mse, psnr=10 * math.log10(1 / max(mse, 1e-12)), **code_stats(torch.cat(all_codes), model.n_codes))
 
-# %% ../nbs/02_imagetok.ipynb #6c5dddcc
+# %% ../nbs/02_imagetok.ipynb #b2847477
 def train_tokenizer(images, cfg: VQConfig = None, steps: int = 800, batch_size: int = 64, lr: float = 3e-3,
                     seed: int = 0, progress: bool = True, device=None, warmup: int = 50):
     "Train a `VQVAE` on `images` (N,C,H,W) float in [0,1] (or uint8). Returns (model in eval mode, history dict of per-step lists)."
@@ -333,7 +339,7 @@ def train_tokenizer(images, cfg: VQConfig = None, steps: int = 800, batch_size: 
     hist['seconds'] = time.time() - t0
     return model.eval(), hist
 
-# %% ../nbs/02_imagetok.ipynb #deaf7590
+# %% ../nbs/02_imagetok.ipynb #29e029b4
 CONFIG_FILE, WEIGHTS_FILE = 'config.json', 'model.safetensors'
 
 def save(model: VQVAE, path):

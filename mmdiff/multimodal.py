@@ -164,7 +164,8 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
     if pixels is not None and len(pixels) != len(codes): raise ValueError(f"{len(pixels)} images of pixels for {len(codes)} rows of codes")
     px = [None] * len(codes) if pixels is None else pixels.cpu()
     batch = {k: v.to(dev) for k, v in _stack([mmu_input(vocab, c.cpu(), seq_len, question, p) for c, p in zip(codes, px)]).items()}
-    if pixels is not None: gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'])
+    if pixels is not None:                                                  # CFG's unconditional half reads no pixels
+        gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'], uncond_kwargs=dict(pixel_slots=torch.zeros_like(batch['pixel_slots'])))
     P = int(batch['prompt'][0].sum())                                       # same prompt length in every row
     G = seq_len - P                                                         # answer + EOS padding to generate
     gen_kw.setdefault('block_length', G); gen_kw.setdefault('mask_id', vocab.mask_id)

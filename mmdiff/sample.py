@@ -133,10 +133,12 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
              temperature: float = 0., cfg_scale: float = 0., remasking: str | Remasking = 'low_confidence',
              mask_id: int = 126336, generator: torch.Generator | None = None,
              callback: Callable[[int, torch.Tensor], None] | None = None, threshold: float | None = None,
-             factor: float | None = None, return_stats: bool = False, **model_kwargs):
+             factor: float | None = None, return_stats: bool = False, uncond_kwargs: dict | None = None, **model_kwargs):
     """LLaDA sampling. prompt (B, P) -> (B, P + gen_length) ids. `model(ids, **model_kwargs)` returns logits (B, L, V) or an object with `.logits`.
     `threshold` / `factor`: Fast-dLLM parallel decoding (a block then takes as many steps as it needs; `steps` is not used).
-    `return_stats`: return `(ids, SampleStats)` with the number of network evaluations."""
+    `return_stats`: return `(ids, SampleStats)` with the number of network evaluations.
+    `uncond_kwargs`: model kwargs (B, ...) that replace those of `model_kwargs` in the unconditional half of CFG, e.g. `pixel_slots`
+    with no slots, so that a condition which is not a prompt token is dropped too."""
     rule = as_commit(threshold, factor)
     _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id, temperature, cfg_scale, rule.scheduled)
     remask = as_remasking(remasking)
@@ -145,7 +147,10 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
     x = torch.cat([prompt, torch.full((B, gen_length), mask_id, dtype=prompt.dtype, device=prompt.device)], 1)  # (B, L)
     prompt_index = x != mask_id                                              # (B, L)
     num_blocks = gen_length // block_length; steps_per_block = steps // num_blocks
-    kw2 = {k: torch.cat([v, v]) if isinstance(v, torch.Tensor) and v.shape[:1] == (B,) else v for k, v in model_kwargs.items()}
+    un_kw = uncond_kwargs or {}
+    if set(un_kw) - set(model_kwargs): raise ValueError(f"uncond_kwargs {sorted(set(un_kw) - set(model_kwargs))} replace no model kwarg; given: {sorted(model_kwargs)}")
+    kw2 = {k: torch.cat([v, un_kw.get(k, v)]) if isinstance(v, torch.Tensor) and v.shape[:1] == (B,) else v
+           for k, v in model_kwargs.items()}                                 # (2B, ...): conditional half, unconditional half
     no_mask = torch.tensor([mask_id], device=x.device)
     step = 0
     for nb in range(num_blocks):

@@ -182,3 +182,22 @@ def test_mostly_black_images_do_not_collapse_to_black():
     assert r[x > 0.5].mean() > 0.3                                   # bright pixels come back bright
     assert recon_metrics(tok, x)['psnr'] > 15.0
     assert hist['loss'][-1] < hist['loss'][0]
+
+
+def test_patch_local_codes_are_a_function_of_the_patch(tmp_path):
+    "patch_local=True: on the shapes every 2x2 patch content gets exactly one code (the black background one code), the code grid"
+    " of an image does not change when pixels of other patches change, and save/load keeps the architecture."
+    from mmdiff.data import shapes, as_chw
+    imgs, _, _ = shapes(400, seed=0)
+    cfg = VQConfig(image_size=16, channels=3, down=2, n_codes=64, hidden=16, patch_local=True)
+    tok, _ = train_tokenizer(as_chw(imgs), cfg, steps=150, seed=0, progress=False)
+    codes = tok.encode(as_chw(imgs))                                                     # (N, 8, 8)
+    patches = rearrange(as_chw(imgs), 'n c (h p) (w q) -> (n h w) (c p q)', p=2, q=2)    # (N*64, 12)
+    by = {}
+    for p, c in zip(map(bytes, patches.numpy()), codes.flatten().tolist()): by.setdefault(p, set()).add(c)
+    assert all(len(cs) == 1 for cs in by.values()) and len(by[bytes(12)]) == 1
+    x = as_chw(imgs[:1]).clone(); y = x.clone(); y[..., :2, :2] = 255                    # paint patch (0, 0) white
+    cx, cy = tok.encode(x), tok.encode(y)
+    assert torch.equal(cx[..., 1:, :], cy[..., 1:, :]) and torch.equal(cx[..., 0, 1:], cy[..., 0, 1:])
+    save(tok, tmp_path / 'tok'); tok2 = load(tmp_path / 'tok')
+    assert tok2.cfg.patch_local and torch.equal(tok2.encode(x), cx)

@@ -149,6 +149,11 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
     num_blocks = gen_length // block_length; steps_per_block = steps // num_blocks
     un_kw = uncond_kwargs or {}
     if set(un_kw) - set(model_kwargs): raise ValueError(f"uncond_kwargs {sorted(set(un_kw) - set(model_kwargs))} replace no model kwarg; given: {sorted(model_kwargs)}")
+    for k, u in un_kw.items():
+        v = model_kwargs[k]
+        if not (isinstance(u, torch.Tensor) and isinstance(v, torch.Tensor) and u.shape == v.shape and v.shape[:1] == (B,)):
+            raise ValueError(f"uncond_kwargs[{k!r}] must be a tensor shaped like the model kwarg {k!r} ({tuple(getattr(v, 'shape', ()))}, batch {B} first), "
+                             f"got {tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
     kw2 = {k: torch.cat([v, un_kw.get(k, v)]) if isinstance(v, torch.Tensor) and v.shape[:1] == (B,) else v
            for k, v in model_kwargs.items()}                                 # (2B, ...): conditional half, unconditional half
     no_mask = torch.tensor([mask_id], device=x.device)

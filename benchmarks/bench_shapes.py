@@ -22,7 +22,7 @@ from common import apply_profile, add_run_flags, start_run
 from mmdiff.core import seed_everything, atomic_write_text
 from mmdiff.data import (shapes, shape_attributes, SHAPE_TEMPLATES, COLOURS, SHAPES, SIZES, POSITIONS, as_chw, as_hwc,
                          encode_images, T2IDataset, MMUDataset, MixedDataset, image_seq_len, shape_caption)
-from mmdiff.imagetok import train_tokenizer, VQConfig, as_float_images, code_stats
+from mmdiff.imagetok import train_tokenizer, VQConfig, as_float_images, code_stats, code_given_patch
 from mmdiff.vocab import train_vocab
 from mmdiff.model import Denoiser, ModelConfig
 from mmdiff.loss import MaskedDiffusion
@@ -50,18 +50,6 @@ def build_tokenizer(images: torch.Tensor, a, dev):
     cfg = VQConfig(image_size=images.shape[1], channels=3, down=a.tok_down, n_codes=a.tok_codes, hidden=a.tok_hidden, patch_local=bool(a.tok_local))
     vq, _ = train_tokenizer(as_chw(images), cfg, steps=a.tok_steps, seed=a.seed, progress=a.progress, device=dev)
     return vq
-
-def code_entropy(codes: torch.Tensor, images: torch.Tensor, grid: int) -> dict:
-    """How far the codes are from a function of the pixels they cover: mean entropy (nats) of the code given the patch's
-    pixels, over `codes` (N, grid*grid) of uint8 `images` (N,H,W,3); and the number of distinct codes given to all-black patches."""
-    N, H = len(images), images.shape[1]; d = H // grid
-    p = images.numpy().reshape(N, grid, d, grid, d, 3).transpose(0, 1, 3, 2, 4, 5).reshape(N, grid * grid, -1)
-    by = {}
-    for pi, ci in zip(p.reshape(-1, p.shape[-1]), codes.reshape(-1).tolist()): by.setdefault(pi.tobytes(), Counter())[ci] += 1
-    def H_(c): n = sum(c.values()); return -sum(v / n * np.log(v / n) for v in c.values())
-    blank = by.get(bytes(p.shape[-1]), Counter())
-    return dict(h_code_given_patch=sum(sum(c.values()) * H_(c) for c in by.values()) / codes.numel(), distinct_patches=len(by),
-                codes_for_black_patches=len(blank))
 
 @torch.no_grad()
 def decode_hwc(tok, codes: torch.Tensor) -> np.ndarray:
@@ -241,7 +229,7 @@ def main(argv=None):
     tk = dict(train_s=tok_s, tokens_per_image=tok.tokens_per_image, grid=tok.grid[0], n_codes=tok.n_codes, n_heldout=len(cap_imgs), mse=mse,
               psnr=10 * np.log10(1 / max(mse, 1e-12)), **code_stats(rec_codes, tok.n_codes),
               recon_attrs=score([shape_attributes(r) for r in rec], cap_attrs))
-    tk.update(code_entropy(encode_images(tok, images.to(dev)).cpu(), images, tok.grid[0]))
+    tk.update(code_given_patch(tok, as_chw(images).to(dev)))
     print(f"  {tok_s:.0f} s, held-out PSNR {tk['psnr']:.2f} dB, usage {tk['usage']:.0f} %, attributes of reconstructions: "
           + ', '.join(f"{k} {pct(tk['recon_attrs'][k])}" for k in ATTRS), flush=True)
 

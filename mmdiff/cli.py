@@ -35,13 +35,14 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     vocab, train_ds, val_ds = build_text_data(dcfg, seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id)
+    fixed_steps = bool(steps)
     if not steps:
         steps, dt = steps_for_budget(model, obj, train_ds, batch_size, minutes * 60)
         print(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {minutes:g} min")
     print(f"[2/4] training a {model.num_params() / 1e6:.2f} M-parameter denoiser for {steps} steps (batch {batch_size} x {seq_len} tokens)")
     cfg = TrainConfig(out_dir=out, max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10),
                       eval_every=max(1, steps // 4), eval_batches=2, seed=seed, progress=progress,
-                      time_limit_s=minutes * 60 * 1.25 if minutes else 0.0)
+                      time_limit_s=minutes * 60 * 1.25 if minutes else 0.0, budget_s=0.0 if fixed_steps else minutes * 60)
     trainer = Trainer(model, obj, train_ds, cfg, val_ds)
     vocab.save(out); dcfg.save(Path(out)/'data.json')
     hist = trainer.fit()

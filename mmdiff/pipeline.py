@@ -184,8 +184,9 @@ def digit_captions(labels: torch.Tensor):
 def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0, device=None, progress: bool = True,
                  log=print) -> MMDiff:
     """Train the image tokenizer and the unified denoiser on the digits' train split; save the pipeline to `out`.
-    With `recipe.steps == 0` the denoiser gets as many steps as fit `budget_s` seconds (the LR schedule completes); training also stops
-    at 1.1 x `budget_s` on a machine that slows down."""
+    With `recipe.steps == 0` the denoiser gets as many steps as fit `budget_s` seconds: a probe plans them and the trainer re-plans at the
+    end of its warmup (`TrainConfig.budget_s`), so the LR schedule completes; training also stops at 1.1 x `budget_s` on a machine
+    that slows down later."""
     r = recipe or DigitsRecipe(); seed_everything(r.seed); dev = get_device(device)
     if not r.steps and budget_s <= 0: raise ValueError("DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps")
     images, labels = digits('train')
@@ -217,7 +218,8 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
         log(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {budget_s:.0f} s")
     log(f"      denoiser: {model.num_params() / 1e6:.2f} M parameters, sequences of {L} tokens ({tok.tokens_per_image} image tokens), {steps} steps of {r.batch_size}")
     cfg = TrainConfig(out_dir=str(Path(out)/'run'), max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10),
-                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=1.1 * budget_s, cpu=dev.type == 'cpu')
+                      eval_every=0, seed=r.seed, progress=progress, time_limit_s=1.1 * budget_s, cpu=dev.type == 'cpu',
+                      budget_s=0.0 if r.steps else budget_s)   # the 5-step probe is noisy: the trainer re-plans from its own warmup steps
     trainer = Trainer(model, obj, train_ds, cfg)
     trainer.fit()
     pipe = MMDiff(trainer.raw_model.eval(), vocab, tok, PipelineConfig(seq_len=L, default_cfg=r.default_cfg))

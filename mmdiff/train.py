@@ -20,8 +20,8 @@ from .loss import Objective
 
 # %% auto #0
 __all__ = ['CHECKPOINT_VERSION', 'TASKS', 'TrainConfig', 'lr_factor', 'batch_indices', 'noise_seed', 'collate',
-           'steps_for_budget', 'save_model', 'load_weights', 'load_model', 'Trainer', 'latest_checkpoint',
-           'TextDataConfig', 'build_text_data', 'main']
+           'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model', 'Trainer',
+           'latest_checkpoint', 'TextDataConfig', 'build_text_data', 'main']
 
 # %% ../nbs/08_train.ipynb #5c3b4b14
 @dataclass
@@ -44,12 +44,14 @@ class TrainConfig(Config):
     seed: int = 0                   # data order, masking noise, init
     progress: bool = True           # tqdm progress bar
     time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
+    budget_s: float = 0.0           # at the end of warmup, re-plan max_steps so that training fills this many seconds (0 = keep max_steps)
     cpu: bool = False               # force CPU even when a GPU is visible
     compile: bool = False           # torch.compile the model (GPU: fused kernels; CPU works but compiles slowly)
     def __post_init__(self):
         if self.mixed_precision not in ('no', 'bf16', 'fp16'): raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for k in ('max_steps', 'batch_size', 'grad_accum'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.budget_s < 0: raise ValueError(f"budget_s must be >= 0 (0 = keep max_steps), got {self.budget_s}")
 
 # %% ../nbs/08_train.ipynb #ac3b8553
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -93,7 +95,15 @@ def steps_for_budget(model, objective, ds, batch_size: int, seconds: float, prob
     dt = (time.perf_counter() - t0) / probe
     return max(1, int(seconds / dt)), dt
 
-# %% ../nbs/08_train.ipynb #29c1e040
+# %% ../nbs/08_train.ipynb #d7855844
+def replan_steps(step: int, elapsed: float, t_first: float, budget_s: float) -> int:
+    """`max_steps` that makes a run fill `budget_s` seconds: `step` steps are done after `elapsed` seconds, the first of them
+    took `t_first` (excluded from the step time: it pays for lazy initialisation). At least `step + 1`."""
+    if step < 2: raise ValueError(f"re-planning needs at least 2 timed steps, got {step}")
+    dt = max(elapsed - t_first, 1e-9) / (step - 1)                 # seconds per step after the first
+    return step + max(1, int((budget_s - elapsed) / dt))
+
+# %% ../nbs/08_train.ipynb #3d9a4252
 def save_model(model: Denoiser, dir, state_dict: dict | None = None):
     "Write `model.safetensors` + `model.json` for a `Denoiser` into `dir` (`state_dict`: gathered weights, else the model's own)."
     dir = Path(dir); dir.mkdir(parents=True, exist_ok=True)
@@ -128,11 +138,12 @@ def _torch_load(path):
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ValueError(f"checkpoint file {path} is truncated or corrupt ({type(e).__name__}: {str(e)[:200]})") from None
 
-# %% ../nbs/08_train.ipynb #f8858228
+# %% ../nbs/08_train.ipynb #62c359c3
 class Trainer:
     "Train `model` on `objective` over `train_ds` with Accelerate; `fit()` returns the metrics history."
     def __init__(self, model: torch.nn.Module, objective: Objective, train_ds: Dataset, cfg: TrainConfig,
                  val_ds: Dataset | None = None, accelerator: Accelerator | None = None):
+        cfg = cfg.replace()   # a copy: a budget re-plan changes max_steps here, never in the caller's config
         self.cfg, self.objective, self.train_ds, self.val_ds = cfg, objective, train_ds, val_ds
         self.acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.cpu)
         if self.acc.gradient_accumulation_steps != cfg.grad_accum or self.acc.mixed_precision != cfg.mixed_precision:
@@ -189,11 +200,21 @@ class Trainer:
         L = len(self.train_ds[0]['ids'])
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.acc.is_main_process), desc='train', dynamic_ncols=True)
         t0, tok0 = time.perf_counter(), 0
+        to_end, start = until is None, self.step
         until = cfg.max_steps if until is None else min(until, cfg.max_steps)
+        replan_at = max(2, cfg.warmup_steps) if cfg.budget_s and start == 0 else None   # a resumed run keeps the steps it planned
         while self.step < until:
             if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
                 self.acc.print(f"time limit of {cfg.time_limit_s:.0f} s reached at step {self.step}: stopping"); self.save_checkpoint(); break
+            if self.step == replan_at and self.step < cfg.max_steps:
+                n = replan_steps(self.step, time.perf_counter() - t0, t_first, cfg.budget_s)
+                n = int(self.acc.gather(torch.tensor([n], device=self.acc.device)).min())   # every process agrees
+                self.acc.print(f"re-planned for the {cfg.budget_s:.0f} s budget: {n} steps instead of {cfg.max_steps} "
+                               f"({(time.perf_counter() - t0 - t_first) / (self.step - 1) * 1000:.0f} ms/step)")
+                cfg.max_steps = n; bar.total = n; bar.refresh()                  # the LR lambda reads cfg.max_steps
+                until = n if to_end else min(until, n)
             rec = dict(step=self.step + 1, **self.train_step(), lr=self.sched.get_last_lr()[0])
+            if self.step == start + 1: t_first = time.perf_counter() - t0
             tok0 += cfg.batch_size * cfg.grad_accum * self.acc.num_processes * L
             rec['tok_per_s'] = tok0 / (time.perf_counter() - t0)
             if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps): rec['val_loss'] = self.evaluate()
@@ -208,7 +229,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
 
-# %% ../nbs/08_train.ipynb #ed8cf4c5
+# %% ../nbs/08_train.ipynb #e44d74cf
 def _rng_state(gen: torch.Generator) -> dict:
     st = dict(torch=torch.get_rng_state(), gen=gen.get_state().cpu(), numpy=np.random.get_state()[1].astype(np.int64).tolist(),
               python=list(random.getstate()[1]))
@@ -268,6 +289,7 @@ def _load_checkpoint(self, dir):
     if (saved.seed, saved.batch_size * state['num_processes']) != (self.cfg.seed, self.cfg.batch_size * self.acc.num_processes):
         self.acc.print(f"warning: resuming {dir} with another seed or global batch (seed {saved.seed} -> {self.cfg.seed}, global batch "
                        f"{saved.batch_size * state['num_processes']} -> {self.cfg.batch_size * self.acc.num_processes}): the data order will differ from an uninterrupted run")
+    if self.cfg.budget_s and saved.budget_s: self.cfg.max_steps = saved.max_steps   # keep the steps the budget re-plan chose
     sd = load_weights(dir/'model.safetensors')
     missing, unexpected = set(self.raw_model.state_dict()) - set(sd), set(sd) - set(self.raw_model.state_dict())
     if missing or unexpected: raise ValueError(f"{dir/'model.safetensors'} does not match this model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
@@ -283,7 +305,7 @@ def _load_checkpoint(self, dir):
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = _save_checkpoint, _load_checkpoint
 
-# %% ../nbs/08_train.ipynb #38df871a
+# %% ../nbs/08_train.ipynb #e8205961
 @dataclass
 class TextDataConfig(Config):
     n_text: int = 1024              # BPE text tokens
@@ -344,6 +366,6 @@ def main(argv=None):
     if trainer.acc.is_main_process: save_model(trainer.raw_model, cfg.out_dir)
     return trainer
 
-# %% ../nbs/08_train.ipynb #8a964167
+# %% ../nbs/08_train.ipynb #fa5a6b2f
 #| eval: false
 if __name__ == '__main__': main()

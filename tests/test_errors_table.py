@@ -214,6 +214,11 @@ def test_every_table_row_names_an_existing_test():
 
 
 # ----------------------------------------------------------------------------------------------- budgets and recipes
+def test_train_config_negative_budget():
+    from mmdiff.train import TrainConfig
+    with pytest.raises(ValueError, match=r'budget_s must be >= 0 \(0 = keep max_steps\), got -1'):
+        TrainConfig(budget_s=-1)
+
 def test_steps_for_budget_no_time(vocab, model):
     from mmdiff.train import steps_for_budget
     with pytest.raises(ValueError, match=r'seconds must be > 0, got 0'):

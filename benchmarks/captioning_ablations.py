@@ -11,6 +11,7 @@ The run is `mmdiff.pipeline.train_digits` at a fixed number of steps, with one o
                      text-to-image items show the real digits only (`DigitsRecipe.caption_aug`)
     --t2i S          share of text-to-image items (the rest are captioning items)
     --mmu-weight W   loss weight of captioning items
+    --reader-hidden H  the pixel reader's conv width (`DigitsRecipe.reader_hidden`; runs logged before it existed used 64)
     --no-reader      captioning reads the image codes only, not also the pixels (`DigitsRecipe.reader=False`, the
                      recipe of every run logged before the pixel reader existed)
 
@@ -35,15 +36,15 @@ from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import caption_accuracy, train_digit_classifier
 
 HERE = Path(__file__).resolve().parent
-KNOBS = ('dropout', 'freeze', 'reader', 'naug', 't2i', 'mmu_weight', 'steps')
-DEFAULTS = dict(reader=False)                         # knobs added later: what the runs logged before them used
+KNOBS = ('dropout', 'freeze', 'reader', 'reader_hidden', 'naug', 't2i', 'mmu_weight', 'steps')
+DEFAULTS = dict(reader=False, reader_hidden=64)                         # knobs added later: what the runs logged before them used
 
 
 def run(a) -> dict:
     "`train_digits` at `a.steps` steps with the requested departures from the demo's recipe; captioning (and t2i) accuracy."
     import mmdiff.pipeline as P
     recipe = DigitsRecipe(steps=a.steps, seed=a.seed, t2i_weight=a.t2i, mmu_weight=a.mmu_weight, caption_aug=a.naug, dropout=a.dropout,
-                          reader=a.reader)
+                          reader=a.reader, reader_hidden=a.reader_hidden)
     init = P.init_code_embeddings
     def init_frozen(model, vocab, tok, **kw):                  # --freeze: the codebook start, then no gradient on those rows
         e = init(model, vocab, tok, **kw); lo, hi = vocab.image_offset, vocab.image_offset + vocab.n_image_codes
@@ -89,6 +90,7 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0); p.add_argument('--steps', type=int, default=3000)
     p.add_argument('--dropout', type=float, default=0.0); p.add_argument('--freeze', action='store_true')
     p.add_argument('--no-reader', dest='reader', action='store_false', help='captioning reads the codes only (see above)')
+    p.add_argument('--reader-hidden', type=int, default=128, help="the pixel reader's conv width (DigitsRecipe.reader_hidden)")
     p.add_argument('--naug', type=int, default=DigitsRecipe().caption_aug); p.add_argument('--t2i', type=float, default=0.5)
     p.add_argument('--mmu-weight', type=float, default=2.0); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--t2i-eval', action='store_true', help='also measure text-to-image accuracy (trains the judge classifier)')

@@ -13,9 +13,13 @@ to read them":
     latent   the tokenizer encoder's continuous output before quantization (4x4 x 16)
     patch    the pixels as 2x2 patches (ViT-style, linear patch embedding)
     conv     the pixels through a 2-layer conv stem (3x3, stride 2 at the end) -> 4x4 x 128
-    conv3    the pixels through a 3-layer conv stem (the `captioning_ablations.py --reader` prototype)
+    conv3    the pixels through a 3-layer conv stem (the `captioning_ablations.py --reader` prototype, `mmdiff.model.PixelReader`);
+             `--hidden` sets its width (64) and `--depth` its number of full-resolution 3x3 layers (2) before the stride-2 one
 
-`--naug N` adds N `mmdiff.data.random_affine` warps of every training digit (fixed, before training).
+`--naug N` adds N augmented copies of every training digit (fixed, before training): `--aug affine` (default) warps them with
+`mmdiff.data.random_affine` (bilinear, so also slightly blurred), `--aug shift` moves them by whole pixels (-1..1 on each axis,
+zero-filled, no interpolation: the judge classifier's augmentation). `--tta N` also scores the held-out digits with their class
+probabilities averaged over the digit and N random whole-pixel shifts of it (same network: a paired comparison).
 
     python benchmarks/captioning_readers.py --input conv3 --naug 5 --seed 0    # ~2 min on one thread
     python benchmarks/captioning_readers.py --table                            # results/captioning_readers.jsonl -> .md
@@ -39,13 +43,13 @@ INPUTS = ('codes', 'codeid', 'latent', 'patch', 'conv', 'conv3')
 
 class Reader(nn.Module):
     "Input stem -> 16 tokens (B, 16, d) -> transformer -> mean -> logits (B, 10)."
-    def __init__(self, kind: str, d: int = 128, n_codes: int = 64, code_dim: int = 16):
+    def __init__(self, kind: str, d: int = 128, n_codes: int = 64, code_dim: int = 16, hidden: int = 64, depth: int = 2):
         super().__init__(); self.kind = kind
+        full_res = lambda: [m for i in range(depth) for m in (nn.Conv2d(1 if i == 0 else hidden, hidden, 3, padding=1), nn.GELU())]
         self.stem = {'codes': lambda: nn.Linear(code_dim, d), 'latent': lambda: nn.Linear(code_dim, d),
                      'codeid': lambda: nn.Embedding(n_codes, d), 'patch': lambda: nn.Linear(4, d),
                      'conv': lambda: nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, d, 3, stride=2, padding=1)),
-                     'conv3': lambda: nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, padding=1), nn.GELU(),
-                                                    nn.Conv2d(64, d, 3, stride=2, padding=1))}[kind]()
+                     'conv3': lambda: nn.Sequential(*full_res(), nn.Conv2d(hidden, d, 3, stride=2, padding=1))}[kind]()
         self.pos = nn.Parameter(torch.randn(16, d) * 0.02)
         layer = nn.TransformerEncoderLayer(d, 4, 4 * d, 0.0, batch_first=True, norm_first=True)
         self.tf, self.head = nn.TransformerEncoder(layer, 4, enable_nested_tensor=False), nn.Linear(d, 10)
@@ -70,41 +74,64 @@ def featurizer(kind: str, train_images: torch.Tensor, seed: int):
     return lambda X: (enc(X) - mu) / sd
 
 
+def pixel_shifts(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    "n copies of each uint8 image (N, H, W), each moved by a random whole-pixel shift in -1..1 per axis, zero-filled -> (N n, H, W)."
+    g = torch.Generator().manual_seed(seed)
+    x = images.repeat_interleave(n, 0); d = torch.randint(-1, 2, (len(x), 2), generator=g)
+    out = torch.zeros_like(x); H, W = x.shape[1:]
+    for (dy, dx) in d.unique(dim=0).tolist():
+        i = ((d[:, 0] == dy) & (d[:, 1] == dx)).nonzero()[:, 0]
+        out[i, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = x[i, max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
 def run(a) -> dict:
     torch.manual_seed(a.seed)
     (tr, ytr), (te, yte) = digits('train'), digits('test')
     t0 = time.perf_counter()
     feat = featurizer(a.input, tr, a.seed)
     with torch.no_grad():
-        X, y = torch.cat([tr, random_affine(tr, a.naug, seed=a.seed)]), torch.cat([ytr, ytr.repeat_interleave(a.naug)])
+        aug = random_affine(tr, a.naug, seed=a.seed) if a.aug == 'affine' else pixel_shifts(tr, a.naug, seed=a.seed)
+        X, y = torch.cat([tr, aug]), torch.cat([ytr, ytr.repeat_interleave(a.naug)])
         X, Xte = feat(X), feat(te)
-    net = Reader(a.input); opt = torch.optim.AdamW(net.parameters(), a.lr, weight_decay=0.05)
+    net = Reader(a.input, hidden=a.hidden, depth=a.depth); opt = torch.optim.AdamW(net.parameters(), a.lr, weight_decay=0.05)
     g = torch.Generator().manual_seed(a.seed)
     for it in range(a.steps):
         for pg in opt.param_groups: pg['lr'] = a.lr * min(1, (it + 1) / 100) * 0.5 * (1 + math.cos(math.pi * it / a.steps))
         i = torch.randint(len(X), (32,), generator=g)
         loss = F.cross_entropy(net(X[i]), y[i]); opt.zero_grad(); loss.backward(); opt.step()
     net.eval()
-    with torch.no_grad(): acc = (net(Xte).argmax(-1) == yte).float().mean().item()
-    return dict(input=a.input, naug=a.naug, steps=a.steps, seed=a.seed, held_out=acc, seconds=time.perf_counter() - t0)
+    with torch.no_grad():
+        acc = (net(Xte).argmax(-1) == yte).float().mean().item()
+        views = torch.cat([te[:, None], rearrange(pixel_shifts(te, a.tta, seed=a.seed + 1), '(n k) h w -> n k h w', k=a.tta)], 1)  # (N, 1+tta, 8, 8)
+        p = rearrange(net(feat(rearrange(views, 'n k h w -> (n k) h w'))).softmax(-1), '(n k) c -> n k c', k=1 + a.tta).mean(1)
+        acc_tta = (p.argmax(-1) == yte).float().mean().item()
+    return dict(input=a.input, hidden=a.hidden, depth=a.depth, aug=a.aug, tta=a.tta, held_out_tta=acc_tta, naug=a.naug, steps=a.steps, seed=a.seed, held_out=acc, seconds=time.perf_counter() - t0)
 
 
 def table(rows: list[dict]) -> str:
     groups = defaultdict(list)
-    for r in rows: groups[(r['input'], r['naug'], r['steps'])].append(r)
+    for r in rows: groups[(r['input'], r.get('hidden', 64), r.get('depth', 2), r.get('aug', 'affine'), r['naug'], r['steps'])].append(r)
     out = ["# mmdiff captioning readers", "", "`python benchmarks/captioning_readers.py ...`: a transformer classifier on one input "
            "representation of the 1,500 training digits, accuracy on the 297 held-out digits.", "",
-           "| input | warps | steps | seeds | held-out accuracy per seed | mean |", "|---|---|---|---|---|---|"]
-    for (inp, naug, steps), rs in sorted(groups.items(), key=lambda kv: (INPUTS.index(kv[0][0]), kv[0][1], kv[0][2])):
-        rs = sorted(rs, key=lambda r: r['seed']); acc = [r['held_out'] for r in rs]
-        out.append(f"| {inp} | {naug} | {steps} | {','.join(str(r['seed']) for r in rs)} | "
-                   + ", ".join(f"{100 * v:.1f}" for v in acc) + f" | {100 * sum(acc) / len(acc):.1f} % |")
+           "| input | stem width x depth | augmented copies | steps | seeds | held-out accuracy per seed | mean | with TTA (the digit + N shifts) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (inp, hidden, depth, aug, naug, steps), rs in sorted(groups.items(), key=lambda kv: (INPUTS.index(kv[0][0]),) + kv[0][1:]):
+        rs = sorted({r['seed']: r for r in rs}.values(), key=lambda r: r['seed'])   # a rerun of a seed (same numbers, plus TTA) replaces it
+        acc = [r['held_out'] for r in rs]
+        stem = f"{hidden} x {depth}" if inp == 'conv3' else ''
+        tta = [r for r in rs if r.get('tta')]
+        tta = ", ".join(f"seed {r['seed']}: {100 * r['held_out_tta']:.1f}" for r in tta) + f" (N = {tta[0]['tta']})" if tta else ''
+        out.append(f"| {inp} | {stem} | {naug} {aug if naug else ''} | {steps} | {','.join(str(r['seed']) for r in rs)} | "
+                   + ", ".join(f"{100 * v:.1f}" for v in acc) + f" | {100 * sum(acc) / len(acc):.1f} % | {tta} |")
     return "\n".join(out) + "\n"
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--input', choices=INPUTS, default='codes'); p.add_argument('--naug', type=int, default=0)
+    p.add_argument('--hidden', type=int, default=64); p.add_argument('--depth', type=int, default=2)
+    p.add_argument('--aug', choices=('affine', 'shift'), default='affine'); p.add_argument('--tta', type=int, default=0)
     p.add_argument('--seed', type=int, default=0); p.add_argument('--steps', type=int, default=3000)
     p.add_argument('--lr', type=float, default=1e-3); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--table', action='store_true'); p.add_argument('--out-dir', default=str(HERE / 'results'))

@@ -172,6 +172,7 @@ class DigitsRecipe(Config):
     mmu_weight: float = 2.0       # loss weight of captioning items (t2i items weigh 1)
     cond_drop: float = 0.1        # caption dropout for classifier-free guidance
     reader: bool = True           # captioning also reads the digit's pixels through a conv net (`mmdiff.model.PixelReader`)
+    reader_hidden: int = 128      # the pixel reader's conv width (`ModelConfig.reader_hidden`; `benchmarks/captioning_readers.py`)
     caption_aug: int = 5          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
     code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale (`init_code_embeddings`); 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
@@ -209,7 +210,7 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
                      pixels=cap_pixels)
     train_ds = MixedDataset([t2i, mmu], [r.t2i_weight, 1 - r.t2i_weight], 1_000_000, seed=r.seed)
     mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, dropout=r.dropout,
-                       reader_channels=1 if r.reader else 0, reader_down=tok.cfg.down)
+                       reader_channels=1 if r.reader else 0, reader_down=tok.cfg.down, reader_hidden=r.reader_hidden)
     model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, r.mmu_weight))
     if r.code_emb_scale > 0: init_code_embeddings(model, vocab, tok, scale=r.code_emb_scale, seed=r.seed)
     steps = r.steps

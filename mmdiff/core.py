@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'cpu_threads', 'Config', 'atomic_write_bytes', 'atomic_write_text', 'add_config_args',
-           'config_from_args']
+__all__ = ['seed_everything', 'get_device', 'cpu_threads', 'Config', 'atomic_write_bytes', 'atomic_write_text', 'field_comments',
+           'add_config_args', 'config_from_args']
 
 # %% ../nbs/00_core.ipynb #5455e118
 def seed_everything(seed: int) -> torch.Generator:
@@ -99,16 +99,28 @@ def _parse_bool(s: str) -> bool:
     if s.lower() in ('0', 'false', 'no', 'n'): return False
     raise argparse.ArgumentTypeError(f"expected a boolean, got {s!r}")
 
+def field_comments(cls) -> dict[str, str]:
+    "The `# comment` after each field of dataclass `cls` in its source (`{}` where the source is not available)."
+    import inspect, io, re, tokenize
+    try: src = inspect.getsource(cls)
+    except (OSError, TypeError): return {}
+    names, out = {f.name for f in dataclasses.fields(cls)}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):   # real comments only: a '#' inside a string is not one
+        if tok.type != tokenize.COMMENT: continue
+        m = re.match(r"\s+(\w+)\s*:", tok.line[:tok.start[1]])
+        if m and m[1] in names: out[m[1]] = tok.string.lstrip('#').strip()
+    return out
+
 def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = ''):
-    "Add one `--prefix-field` flag per field of dataclass `cls` (defaults from the dataclass)."
-    hints = typing.get_type_hints(cls)
+    "Add one `--prefix-field` flag per field of dataclass `cls` (defaults from the dataclass, help from the field's comment)."
+    hints, docs = typing.get_type_hints(cls), field_comments(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if typing.get_origin(tp) is not None: tp = next(a for a in typing.get_args(tp) if a is not type(None))
         conv = _parse_bool if tp is bool else tp
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         parser.add_argument(f"--{prefix}{f.name.replace('_', '-')}", dest=f"{prefix}{f.name}", type=conv,
-                            default=default, help=f"(default: {default})")
+                            default=default, help=f"{docs.get(f.name, '').replace('%', '%%')} (default: %(default)s)".strip())
     return parser
 
 def config_from_args(args: argparse.Namespace, cls, prefix: str = ''):

@@ -102,9 +102,10 @@ def run(a) -> dict:
         loss = F.cross_entropy(net(X[i]), y[i]); opt.zero_grad(); loss.backward(); opt.step()
     net.eval()
     with torch.no_grad():
-        acc = (net(Xte).argmax(-1) == yte).float().mean().item()
+        acc, acc_tta = (net(Xte).argmax(-1) == yte).float().mean().item(), None
+    if a.tta:
         views = torch.cat([te[:, None], rearrange(pixel_shifts(te, a.tta, seed=a.seed + 1), '(n k) h w -> n k h w', k=a.tta)], 1)  # (N, 1+tta, 8, 8)
-        p = rearrange(net(feat(rearrange(views, 'n k h w -> (n k) h w'))).softmax(-1), '(n k) c -> n k c', k=1 + a.tta).mean(1)
+        with torch.no_grad(): p = rearrange(net(feat(rearrange(views, 'n k h w -> (n k) h w'))).softmax(-1), '(n k) c -> n k c', k=1 + a.tta).mean(1)
         acc_tta = (p.argmax(-1) == yte).float().mean().item()
     return dict(input=a.input, hidden=a.hidden, depth=a.depth, aug=a.aug, tta=a.tta, held_out_tta=acc_tta, naug=a.naug, steps=a.steps, seed=a.seed, held_out=acc, seconds=time.perf_counter() - t0)
 

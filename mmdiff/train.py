@@ -207,10 +207,11 @@ class Trainer:
             if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
                 self.acc.print(f"time limit of {cfg.time_limit_s:.0f} s reached at step {self.step}: stopping"); self.save_checkpoint(); break
             if self.step == replan_at and self.step < cfg.max_steps:
-                n = replan_steps(self.step, time.perf_counter() - t0, t_first, cfg.budget_s)
+                elapsed = time.perf_counter() - t0
+                n = replan_steps(self.step, elapsed, t_first, cfg.budget_s)
                 n = int(self.acc.gather(torch.tensor([n], device=self.acc.device)).min())   # every process agrees
                 self.acc.print(f"re-planned for the {cfg.budget_s:.0f} s budget: {n} steps instead of {cfg.max_steps} "
-                               f"({(time.perf_counter() - t0 - t_first) / (self.step - 1) * 1000:.0f} ms/step)")
+                               f"({(elapsed - t_first) / (self.step - 1) * 1000:.0f} ms/step)")
                 cfg.max_steps = n; bar.total = n; bar.refresh()                  # the LR lambda reads cfg.max_steps
                 until = n if to_end else min(until, n)
             rec = dict(step=self.step + 1, **self.train_step(), lr=self.sched.get_last_lr()[0])

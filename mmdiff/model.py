@@ -14,8 +14,8 @@ from .core import Config
 
 # %% auto #0
 __all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'block_diff_mask',
-           'BlockDiff', 'KVCache', 'attend', 'flex_available', 'Attention', 'Block', 'PixelReader', 'Denoiser',
-           'flex_matches_dense']
+           'BlockDiff', 'KVCache', 'SpanCache', 'attend', 'flex_available', 'Attention', 'Block', 'PixelReader',
+           'Denoiser', 'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -24,25 +24,39 @@ class ModelConfig(Config):
     max_len: int = 256          # longest sequence (RoPE table size)
     d_model: int = 256          # D
     n_layer: int = 4            # transformer blocks
-    n_head: int = 4             # H (D must be divisible by H)
+    n_head: int = 4             # H query heads (D must be divisible by H unless head_dim is set)
     mlp_hidden: int = 0         # SwiGLU hidden width; 0 = 8/3 D rounded up to a multiple of 64
-    n_modalities: int = 3       # text / image / special embeddings added to the token embedding
+    n_modalities: int = 3       # text / image / special embeddings added to the token embedding; 0 = none
     rope_theta: float = 10000.0 # RoPE base
     dropout: float = 0.0        # dropout on attention output and MLP
     norm_eps: float = 1e-5      # RMSNorm epsilon
     reader_channels: int = 0    # pixel reader (decoupled understanding encoder, see below): image channels C; 0 = no reader
     reader_down: int = 2        # pixel reader: image side / code-grid side (the image tokenizer's `down`), a power of 2
     reader_hidden: int = 64     # pixel reader: conv width
+    n_kv_head: int = 0          # key/value heads (grouped-query attention: H/n_kv_head query heads share one); 0 = H
+    head_dim: int = 0           # Dh, the width of one head; 0 = D/H
+    qkv_bias: bool = False      # biases on the query, key and value projections (Qwen2, Dream)
+    qk_norm: bool = False       # RMSNorm over each head's queries and keys before RoPE (Qwen3, SDAR)
+    shift_logits: bool = False  # the network's row i predicts token i+1 (Dream): shift the logits so that row i predicts token i
     def __post_init__(self):
-        if self.d_model % self.n_head: raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
-        if (self.d_model // self.n_head) % 2: raise ValueError(f"head width {self.d_model // self.n_head} must be even for RoPE")
         for k in ('vocab_size', 'max_len', 'd_model', 'n_layer', 'n_head'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.head_dim < 0 or self.n_kv_head < 0 or self.n_modalities < 0:
+            raise ValueError(f"head_dim, n_kv_head and n_modalities must be >= 0, got {self.head_dim}, {self.n_kv_head}, {self.n_modalities}")
+        if not self.head_dim and self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head} (or set head_dim)")
+        if self.dh % 2: raise ValueError(f"head width {self.dh} must be even for RoPE")
+        if self.n_head % self.kv_heads: raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
         d = self.reader_down
         if self.reader_channels < 0 or d < 1 or d & (d - 1):
             raise ValueError(f"reader_channels must be >= 0 and reader_down a power of 2, got {self.reader_channels} and {d}")
     @property
     def hidden(self) -> int: return self.mlp_hidden or 64 * math.ceil(8 * self.d_model / 3 / 64)
+    @property
+    def dh(self) -> int: return self.head_dim or self.d_model // self.n_head
+    @property
+    def kv_heads(self) -> int: return self.n_kv_head or self.n_head
+
 
 # %% ../nbs/05_model.ipynb #509c8072
 class RMSNorm(nn.Module):
@@ -121,26 +135,33 @@ class BlockDiff(AttentionMode):
 
 # %% ../nbs/05_model.ipynb #5bfee624
 class KVCache:
-    "Keys and values of a clean prefix, one (B, H, Lc, Dh) pair per layer (keys already rotated by RoPE)."
+    "Keys and values of a clean prefix, one (B, Hkv, Lc, Dh) pair per layer (keys already rotated by RoPE)."
     def __init__(self, n_layer: int): self.k, self.v = [None] * n_layer, [None] * n_layer
     def __len__(self) -> int: return 0 if self.k[0] is None else self.k[0].shape[2]
     def __repr__(self): return f"KVCache(layers={len(self.k)}, length={len(self)})"
 
+class SpanCache(KVCache):
+    """Fast-dLLM's approximate cache for full-attention models: keys and values (B, Hkv, L, Dh) of the *whole* sequence, one pair
+    per layer, as they were at the last refresh. A pass over positions [lo, hi) recomputes those and reads the others from here."""
+    def __repr__(self): return f"SpanCache(layers={len(self.k)}, length={len(self)})"
+
 def attend(q, k, v, mask=None, is_causal=False, dropout_p=0.0):
-    "q (B, H, Lq, Dh), k, v (B, H, Lk, Dh) -> (B, H, Lq, Dh): SDPA with a dense bool mask, or FlexAttention with a `BlockMask`."
-    if mask is not None and not isinstance(mask, torch.Tensor): return _flex_attention(q, k, v, block_mask=mask)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    """q (B, H, Lq, Dh), k, v (B, Hkv, Lk, Dh) -> (B, H, Lq, Dh): SDPA with a dense bool mask, or FlexAttention with a `BlockMask`.
+    Hkv < H is grouped-query attention: query head j reads key/value head j // (H / Hkv)."""
+    gqa = k.shape[1] != q.shape[1]
+    if mask is not None and not isinstance(mask, torch.Tensor): return _flex_attention(q, k, v, mask, gqa)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p, enable_gqa=gqa)
 
 _FLEX = {}
-def _flex_attention(q, k, v, block_mask):
+def _flex_attention(q, k, v, block_mask, gqa=False):
     "FlexAttention, compiled on GPU (fused kernel), eager elsewhere (materialises the scores: for tests only)."
     from torch.nn.attention.flex_attention import flex_attention
     if q.device.type != 'cuda': 
         import warnings
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore'); return flex_attention(q, k, v, block_mask=block_mask)
+            warnings.simplefilter('ignore'); return flex_attention(q, k, v, block_mask=block_mask, enable_gqa=gqa)
     if 'compiled' not in _FLEX: _FLEX['compiled'] = torch.compile(flex_attention, dynamic=False)
-    return _FLEX['compiled'](q, k, v, block_mask=block_mask)
+    return _FLEX['compiled'](q, k, v, block_mask=block_mask, enable_gqa=gqa)
 
 def flex_available() -> bool:
     "Whether this torch has FlexAttention."
@@ -148,16 +169,31 @@ def flex_available() -> bool:
     except ImportError: return False
 
 class Attention(nn.Module):
-    "Multi-head self-attention with RoPE: (B, L, D) -> (B, L, D); optionally reads (and appends to) a `KVCache` layer."
+    """Multi-head self-attention with RoPE: (B, L, D) -> (B, L, D); optionally reads (and appends to) a `KVCache` layer, or splices
+    its keys/values into a `SpanCache` at position `start`. H query heads and Hkv key/value heads of width Dh."""
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.h, self.qkv = cfg.n_head, nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj, self.dropout = nn.Linear(cfg.d_model, cfg.d_model, bias=False), cfg.dropout
-    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool = False):
-        q, k, v = rearrange(self.qkv(x), 'b l (three h dh) -> three b h l dh', three=3, h=self.h)
+        self.h, self.hkv, self.dh = cfg.n_head, cfg.kv_heads, cfg.dh
+        self.qkv = nn.Linear(cfg.d_model, (self.h + 2 * self.hkv) * self.dh, bias=cfg.qkv_bias)   # rows: q | k | v
+        self.proj, self.dropout = nn.Linear(self.h * self.dh, cfg.d_model, bias=False), cfg.dropout
+        self.q_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
+    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool = False,
+                start: int = 0):
+        q, k, v = self.qkv(x).split([self.h * self.dh, self.hkv * self.dh, self.hkv * self.dh], -1)
+        q = rearrange(q, 'b l (h dh) -> b h l dh', h=self.h)                  # (B, H, L, Dh)
+        k = rearrange(k, 'b l (h dh) -> b h l dh', h=self.hkv)                # (B, Hkv, L, Dh)
+        v = rearrange(v, 'b l (h dh) -> b h l dh', h=self.hkv)
+        if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            if cache.k[layer] is not None:                                  # prepend the cached prefix: keys (B, H, Lc + L, Dh)
+        if isinstance(cache, SpanCache):
+            if update: cache.k[layer], cache.v[layer] = k, v                   # refresh: the whole sequence
+            else:                                                             # fresh keys of [start, start + L), cached elsewhere
+                ck, cv, end = cache.k[layer], cache.v[layer], start + k.shape[2]
+                k = torch.cat([ck[:, :, :start], k, ck[:, :, end:]], 2)
+                v = torch.cat([cv[:, :, :start], v, cv[:, :, end:]], 2)
+        elif cache is not None:
+            if cache.k[layer] is not None:                                  # prepend the cached prefix: keys (B, Hkv, Lc + L, Dh)
                 k, v = torch.cat([cache.k[layer], k], 2), torch.cat([cache.v[layer], v], 2)
             if update: cache.k[layer], cache.v[layer] = k, v
         y = attend(q, k, v, mask, is_causal, self.dropout if self.training else 0.0)
@@ -169,9 +205,10 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), SwiGLU(cfg.d_model, cfg.hidden, cfg.dropout)
-    def forward(self, x, cos, sin, mask=None, is_causal=False, cache=None, layer=0, update=False):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal, cache, layer, update)
+    def forward(self, x, cos, sin, mask=None, is_causal=False, cache=None, layer=0, update=False, start=0):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal, cache, layer, update, start)
         return x + self.mlp(self.norm2(x))
+
 
 # %% ../nbs/05_model.ipynb #4fb4d0f4
 class PixelReader(nn.Module):
@@ -193,16 +230,21 @@ class Denoiser(nn.Module):
         super().__init__()
         self.cfg, self.attention = cfg, attention or Full()
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.mod_emb = nn.Embedding(cfg.n_modalities, cfg.d_model)
+        self.mod_emb = nn.Embedding(cfg.n_modalities, cfg.d_model) if cfg.n_modalities else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm, self.head = RMSNorm(cfg.d_model, cfg.norm_eps), nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.reader = PixelReader(cfg.reader_channels, cfg.d_model, cfg.reader_down, cfg.reader_hidden) if cfg.reader_channels else None
-        cos, sin = rope_tables(cfg.max_len, cfg.d_model // cfg.n_head, cfg.rope_theta)
-        self.register_buffer('rope_cos', cos, persistent=False); self.register_buffer('rope_sin', sin, persistent=False)
+        self.init_rope()
         self.apply(self._init)
         for n, p in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 n_layer)
             if n.endswith(('proj.weight', 'w2.weight')): nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
-        nn.init.zeros_(self.mod_emb.weight)
+        if self.mod_emb is not None: nn.init.zeros_(self.mod_emb.weight)
+
+    def init_rope(self, device=None):
+        "(Re)build the RoPE tables (max_len, Dh/2), e.g. on the real device after the model was built on the meta device."
+        cos, sin = rope_tables(self.cfg.max_len, self.cfg.dh, self.cfg.rope_theta)
+        self.register_buffer('rope_cos', cos.to(device), persistent=False)
+        self.register_buffer('rope_sin', sin.to(device), persistent=False)
 
     @staticmethod
     def _init(m):
@@ -213,7 +255,7 @@ class Denoiser(nn.Module):
     def num_params(self, embeddings: bool = True) -> int:
         "Parameter count (optionally without the token/modality embeddings)."
         n = sum(p.numel() for p in self.parameters())
-        return n if embeddings else n - self.tok_emb.weight.numel() - self.mod_emb.weight.numel()
+        return n if embeddings else n - sum(e.weight.numel() for e in (self.tok_emb, self.mod_emb) if e is not None)
 
     def check_inputs(self, ids, modality=None, positions=None):
         "Raise `ValueError` for inputs the model cannot read."
@@ -253,12 +295,18 @@ class Denoiser(nn.Module):
             mask = keys if mask is None else mask & keys
             mask = mask | torch.eye(L, dtype=torch.bool, device=ids.device)     # a query always sees itself: no empty rows
         for blk in self.blocks: x = blk(x, cos, sin, mask, causal_fast)
-        return self.head(self.norm(x)).float()                                  # (B, L, V)
+        return self._logits(x)                                                  # (B, L, V)
+
+    def _logits(self, x):
+        "Final norm and head: (B, L, D) -> float32 logits (B, L, V); under `shift_logits` row i takes the network's row i-1."
+        lg = self.head(self.norm(x)).float()
+        return torch.cat([lg[:, :1], lg[:, :-1]], 1) if self.cfg.shift_logits else lg
 
     def _embed(self, ids, modality, pos):
         "Token + modality embedding (B, L, D) and the RoPE cos/sin (B or 1, L, Dh/2) at positions `pos` (B, L) or (L,)."
-        if modality is None: modality = torch.zeros_like(ids)                  # all TEXT (modality 0)
-        x = self.tok_emb(ids) + self.mod_emb(modality)                          # (B, L, D)
+        x = self.tok_emb(ids)                                                   # (B, L, D)
+        if self.mod_emb is not None:                                            # modality ids; None = all TEXT (modality 0)
+            x = x + self.mod_emb(torch.zeros_like(ids) if modality is None else modality)
         pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
         return x, self.rope_cos[pos], self.rope_sin[pos]
 
@@ -301,7 +349,7 @@ class Denoiser(nn.Module):
         elif self._use_flex(xt.device): mask = self._block_mask(n, xt.device)
         else: mask = mode.pair_mask(n, xt.device)                              # (2n, 2n)
         for blk in self.blocks: x = blk(x, cos, sin, mask)
-        return self.head(self.norm(x[:, :n])).float()                           # (B, n, V)
+        return self._logits(x[:, :n])                                           # (B, n, V)
 
     def _block_mask(self, n, device):
         "FlexAttention `BlockMask` of the x_t ⊕ x_0 mask (built once per length and device)."
@@ -322,6 +370,7 @@ class Denoiser(nn.Module):
         "ids (B, L) after the cached prefix of length Lc -> logits (B, L, V); appends their K/V when `update`."
         if not self.attention.supports_cache: self.new_cache()                # raises the ValueError
         if attention_mask is not None: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
+        if self.cfg.shift_logits: raise ValueError("a KV cache cannot serve a model with shift_logits: the first new row needs the previous row's output")
         B, L = ids.shape if isinstance(ids, torch.Tensor) and ids.dim() == 2 else (None, None)
         Lc = len(cache)
         if validate:
@@ -334,7 +383,29 @@ class Denoiser(nn.Module):
         mask = None if mask is None else mask[Lc:]                              # (L, Lc + L): new queries vs prefix + new keys
         if mask is not None and bool(mask.all()): mask = None                   # e.g. one block after clean blocks: sees everything
         for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, mask, False, cache, i, update)
-        return self.head(self.norm(x)).float()                                  # (B, L, V)
+        return self._logits(x)                                                  # (B, L, V)
+
+    def forward_span(self, ids: torch.Tensor, lo: int, hi: int, cache: SpanCache, refresh: bool = False,
+                     modality: torch.Tensor | None = None, validate: bool = True) -> torch.Tensor:
+        """Fast-dLLM's approximate cached pass: ids (B, L) is the whole current sequence -> logits (B, hi - lo, V) of positions [lo, hi).
+        `refresh`: an exact full pass that also stores every layer's keys/values of all L positions in `cache`.
+        Otherwise only positions [lo, hi) are run (and lo - 1 under `shift_logits`); their queries see their own fresh keys/values
+        and the cached ones of every other position, which are stale wherever the sequence changed since the refresh."""
+        if not isinstance(cache, SpanCache): raise ValueError(f"forward_span needs a SpanCache, got {type(cache).__name__}")
+        if self.attention.supports_cache:
+            raise ValueError(f"{self.attention!r} has an exact KV cache: use model(ids, cache=model.new_cache()) instead of forward_span")
+        if validate: self.check_inputs(ids, modality)
+        B, L = ids.shape
+        if not 0 <= lo < hi <= L: raise ValueError(f"need 0 <= lo < hi <= L={L}, got lo={lo}, hi={hi}")
+        if not refresh and (cache.k[0] is None or tuple(cache.k[0].shape[::2]) != (B, L)):
+            held = 'nothing' if cache.k[0] is None else tuple(cache.k[0].shape[::2])
+            raise ValueError(f"the SpanCache holds {held} (batch, length), not ({B}, {L}): refresh it on this sequence first")
+        s = 0 if refresh else lo - 1 if self.cfg.shift_logits and lo > 0 else lo   # first position run
+        e = L if refresh else hi
+        pos = torch.arange(s, e, device=ids.device)
+        x, cos, sin = self._embed(ids[:, s:e], None if modality is None else modality[:, s:e], pos)   # (B, e - s, D)
+        for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, None, False, cache, i, refresh, s)
+        return self._logits(x)[:, lo - s:hi - s]                                # (B, hi - lo, V)
 
 # %% ../nbs/05_model.ipynb #3eee8376
 def flex_matches_dense(model: Denoiser, xt: torch.Tensor, x0: torch.Tensor, grads: bool = False, eps: float = 1e-4) -> bool:

@@ -209,8 +209,26 @@ def test_every_table_row_names_an_existing_test():
         refs = re.findall(r'(test_\w+\.py)::(test_\w+)', row)
         assert refs, f'row without a test: {row}'
         for f, t in refs:
-            assert f in ('test_bad_input.py', 'test_errors_table.py'), row
+            assert f in ('test_bad_input.py', 'test_errors_table.py', 'test_hf.py'), row
             assert t in known[f], f'{f}::{t} does not exist (row: {row})'
+
+
+# ----------------------------------------------------------------------------------------------- model options and caches
+def test_model_config_kv_heads_not_dividing():
+    with pytest.raises(ValueError, match=r'n_head=4 is not divisible by n_kv_head=3'):
+        ModelConfig(n_head=4, n_kv_head=3)
+
+def test_forward_span_before_refresh():
+    from mmdiff.model import SpanCache
+    m = Denoiser(ModelConfig(vocab_size=30, max_len=16, d_model=16, n_layer=2, n_head=2)).eval()
+    with pytest.raises(ValueError, match=r'the SpanCache holds nothing \(batch, length\), not \(2, 12\): refresh it on this sequence first'):
+        m.forward_span(torch.zeros(2, 12, dtype=torch.long), 4, 8, SpanCache(2))
+
+def test_forward_span_on_exact_cache_model():
+    from mmdiff.model import SpanCache
+    m = Denoiser(ModelConfig(vocab_size=30, max_len=16, d_model=16, n_layer=2, n_head=2), BlockDiff(4)).eval()
+    with pytest.raises(ValueError, match=r'BlockDiff\(block_size=4\) has an exact KV cache: use model\(ids, cache=model.new_cache\(\)\) instead of forward_span'):
+        m.forward_span(torch.zeros(2, 12, dtype=torch.long), 4, 8, SpanCache(2))
 
 
 # ----------------------------------------------------------------------------------------------- budgets and recipes

@@ -330,6 +330,43 @@ class HFTokenizer:
     def token_to_id(self, token: str) -> int | None: return self.tokenizer.token_to_id(token)
     def id_to_token(self, i: int) -> str | None: return self.tokenizer.id_to_token(i)
 
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        "The ids of `text`; no special tokens are added unless `add_special_tokens` (the tokenizer.json's post-processor)."
+        if not isinstance(text, str): raise ValueError(f"encode expects a str, got {type(text).__name__}")
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        "The text of `ids` (a list or a 1-D tensor); special tokens are left out when `skip_special_tokens`."
+        if isinstance(ids, torch.Tensor):
+            if ids.dim() != 1: raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad: raise ValueError(f"token id {bad[0]} is outside the vocabulary [0, {self.vocab_size}) of {self.folder}")
+        text = self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        return _clean_up(text) if self.config.clean_up else text
+
+    def apply_chat_template(self, messages, add_generation_prompt: bool = True, tools=None, **kwargs) -> str:
+        """`messages` ([{'role': 'user', 'content': ...}, ...]) as the text the model was tuned on, rendered as
+        transformers' `apply_chat_template(messages, add_generation_prompt=..., tokenize=False)` renders it."""
+        if not self.templates:
+            raise ValueError(f"{self.folder} has no chat template ({self.config.file.name} has no 'chat_template' and "
+                             f"there is no chat_template.jinja): a Base model? Encode plain text with encode(), or "
+                             f"generate_text(..., chat=False)")
+        extra = {} if tools is None else {'tools': tools}
+        variables = {**self.special_tokens_map, **extra, **kwargs}
+        return self._template(tools).render(messages, add_generation_prompt, **variables)
+
+    def encode_chat(self, messages, add_generation_prompt: bool = True, **kwargs) -> list[int]:
+        "The ids of the rendered conversation, without added special tokens (the template writes any BOS the model needs)."
+        return self.encode(self.apply_chat_template(messages, add_generation_prompt, **kwargs))
+
+    def __repr__(self):
+        ids = ', '.join(f"{k}={getattr(self, k)}" for k in ('bos_id', 'eos_id', 'eot_id', 'pad_id', 'mask_id'))
+        chat = bool(self.templates)
+        return f"HFTokenizer({self.folder.name}: vocab_size={self.vocab_size}, {ids}, chat_template={chat})"
+
+
 # %% ../nbs/15_chat.ipynb #a978c4e8
 def _clean_up(text: str) -> str:
     "transformers' `clean_up_tokenization_spaces`: no space before punctuation and English contractions."
@@ -337,45 +374,6 @@ def _clean_up(text: str) -> str:
                  (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
         text = text.replace(a, b)
     return text
-
-def _encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-    "The ids of `text`; no special tokens are added unless `add_special_tokens` (the tokenizer.json's post-processor)."
-    if not isinstance(text, str): raise ValueError(f"encode expects a str, got {type(text).__name__}")
-    return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
-
-def _decode(self, ids, skip_special_tokens: bool = False) -> str:
-    "The text of `ids` (a list or a 1-D tensor); special tokens are left out when `skip_special_tokens`."
-    if isinstance(ids, torch.Tensor):
-        if ids.dim() != 1: raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
-        ids = ids.tolist()
-    ids = [int(i) for i in ids]
-    bad = [i for i in ids if not 0 <= i < self.vocab_size]
-    if bad: raise ValueError(f"token id {bad[0]} is outside the vocabulary [0, {self.vocab_size}) of {self.folder}")
-    text = self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
-    return _clean_up(text) if self.config.clean_up else text
-
-def _apply_chat_template(self, messages, add_generation_prompt: bool = True, tools=None, **kwargs) -> str:
-    """`messages` ([{'role': 'user', 'content': ...}, ...]) as the text the model was tuned on, rendered as
-    transformers' `apply_chat_template(messages, add_generation_prompt=..., tokenize=False)` renders it."""
-    if not self.templates:
-        raise ValueError(f"{self.folder} has no chat template ({self.config.file.name} has no 'chat_template' and "
-                         f"there is no chat_template.jinja): a Base model? Encode plain text with encode(), or "
-                         f"generate_text(..., chat=False)")
-    extra = {} if tools is None else {'tools': tools}
-    variables = {**self.special_tokens_map, **extra, **kwargs}
-    return self._template(tools).render(messages, add_generation_prompt, **variables)
-
-def _encode_chat(self, messages, add_generation_prompt: bool = True, **kwargs) -> list[int]:
-    "The ids of the rendered conversation, without added special tokens (the template writes any BOS the model needs)."
-    return self.encode(self.apply_chat_template(messages, add_generation_prompt, **kwargs))
-
-def _repr(self):
-    ids = ', '.join(f"{k}={getattr(self, k)}" for k in ('bos_id', 'eos_id', 'eot_id', 'pad_id', 'mask_id'))
-    chat = bool(self.templates)
-    return f"HFTokenizer({self.folder.name}: vocab_size={self.vocab_size}, {ids}, chat_template={chat})"
-
-HFTokenizer.encode, HFTokenizer.decode, HFTokenizer.__repr__ = _encode, _decode, _repr
-HFTokenizer.apply_chat_template, HFTokenizer.encode_chat = _apply_chat_template, _encode_chat
 
 # %% ../nbs/15_chat.ipynb #c534671b
 def _conversation(p, i: int) -> list[dict]:

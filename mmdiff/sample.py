@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 import torch.nn.functional as F
+from .model import SpanCache
 
 # %% auto #0
 __all__ = ['REMASKING', 'add_gumbel_noise', 'num_transfer_tokens', 'Remasking', 'LowConfidence', 'RandomRemask', 'as_remasking',
-           'Commit', 'TopK', 'Threshold', 'Factor', 'as_commit', 'SampleStats', 'generate', 'generate_ar']
+           'Commit', 'TopK', 'Threshold', 'Factor', 'as_commit', 'SampleStats', 'ApproxCache', 'PrefixCache',
+           'DualCache', 'generate', 'generate_ar']
 
 # %% ../nbs/07_sample.ipynb #1608e1be
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -99,12 +101,34 @@ def as_commit(threshold: float | None = None, factor: float | None = None) -> Co
 
 @dataclass
 class SampleStats:
-    "What a sampler did: network function evaluations (a CFG step counts 2), steps, and for the block sampler cache passes and lengths."
+    """What a sampler did: network function evaluations (a CFG step counts 2), the token positions they ran, steps,
+    and for the block sampler cache passes and lengths."""
     nfe: int = 0                    # denoiser evaluations
+    tokens_run: int = 0             # token positions one sequence ran through the network, summed over passes
+                                    # (CFG: both halves); what an approximate cache saves. 0 = not counted
     steps: int = 0                  # unmasking steps
     cache_passes: int = 0           # extra passes that append a finished block's K/V to the cache
     lengths: list | None = None     # generated tokens per row up to and including EOS (block sampler)
     wall_s: float = 0.0             # seconds spent sampling
+
+# %% ../nbs/07_sample.ipynb #1c55e75b
+class ApproxCache:
+    """Fast-dLLM's approximate key/value cache for `generate` on a full-attention model with `forward_span`: the
+    first step of each block [lo, hi) refreshes it with an exact pass over all L positions; every later step of the
+    block runs only the positions `span(lo, hi, L)` and reads the others' keys/values as of that refresh."""
+    def span(self, lo: int, hi: int, L: int) -> tuple[int, int]:
+        "The positions [a, b) (a <= lo, hi <= b) that a pass after the refresh runs."
+        raise NotImplementedError
+    def __repr__(self): return f"{type(self).__name__}()"
+
+class PrefixCache(ApproxCache):
+    "Runs the block and everything after it, [lo, L); only the prefix [0, lo) is cached."
+    def span(self, lo, hi, L): return lo, L
+
+class DualCache(ApproxCache):
+    "Runs only the block [lo, hi); the prefix [0, lo) and the suffix [hi, L) are cached."
+    def span(self, lo, hi, L): return lo, hi
+
 
 # %% ../nbs/07_sample.ipynb #caef3485
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
@@ -128,23 +152,64 @@ def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id
     if max_len is not None and prompt.shape[1] + gen_length > max_len:
         raise ValueError(f"prompt ({prompt.shape[1]} tokens) + gen_length ({gen_length}) = {prompt.shape[1] + gen_length} exceeds the model's context of {max_len}")
 
+def _check_cache(model, cache, model_kwargs):
+    "Raise `ValueError` unless the `ApproxCache` `cache` can serve `model` called with `model_kwargs`."
+    if not isinstance(cache, ApproxCache):
+        raise ValueError(f"unknown cache {cache!r}: use PrefixCache(), DualCache() or None (exact passes)")
+    if not callable(getattr(model, 'forward_span', None)):
+        raise ValueError(f"cache={cache!r} needs a model with forward_span(ids, lo, hi, cache, refresh, modality) "
+                         f"(an mmdiff.model.Denoiser); {type(model).__name__} has none")
+    att = getattr(model, 'attention', None)
+    if getattr(att, 'supports_cache', False):
+        raise ValueError(f"this model's attention {att!r} has an exact KV cache: decode it with "
+                         f"mmdiff.block.generate_block (use_cache=True), not with an approximate cache")
+    extra = sorted(set(model_kwargs) - {'modality'})
+    if extra:
+        raise ValueError(f"with cache={cache!r} the only model kwarg passed on is modality "
+                         f"(forward_span takes no other), got {extra}: use cache=None")
+
+def _commit(x, logits, start, hi, mask_id, quota, rule, remask, temperature, generator):
+    """One unmasking step on the window [start, start + n) of x (B, L), given the window's logits (B, n, V): the
+    candidates are its masked positions before `hi`, and `rule` picks among them (`quota` (B,): the scheduled count).
+    Returns the new x (B, L)."""
+    n = logits.shape[1]
+    xs = x[:, start:start + n]                                               # (B, n)
+    mask_index = xs == mask_id
+    no_mask = torch.tensor([mask_id], device=x.device)
+    scores = add_gumbel_noise(logits.index_fill(-1, no_mask, -torch.inf), temperature, generator)
+    x0 = scores.argmax(-1)                                                   # (B, n), never [MASK]
+    conf = remask.confidence(logits, x0, generator)                          # (B, n) float64
+    conf[:, hi - start:] = -torch.inf
+    x0 = torch.where(mask_index, x0, xs)
+    conf = torch.where(mask_index, conf, -torch.inf)
+    commit = rule.select(conf, quota)                                        # (B, n): top-k / threshold / factor
+    x = x.clone()
+    x[:, start:start + n] = torch.where(commit, x0, xs)
+    return x
+
 @torch.no_grad()
 def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 128, block_length: int = 128,
              temperature: float = 0., cfg_scale: float = 0., remasking: str | Remasking = 'low_confidence',
              mask_id: int = 126336, generator: torch.Generator | None = None,
              callback: Callable[[int, torch.Tensor], None] | None = None, threshold: float | None = None,
-             factor: float | None = None, return_stats: bool = False, uncond_kwargs: dict | None = None, **model_kwargs):
+             factor: float | None = None, return_stats: bool = False, uncond_kwargs: dict | None = None,
+             cache: ApproxCache | None = None, **model_kwargs):
     """LLaDA sampling. prompt (B, P) -> (B, P + gen_length) ids. `model(ids, **model_kwargs)` returns logits (B, L, V) or an object with `.logits`.
     `threshold` / `factor`: Fast-dLLM parallel decoding (a block then takes as many steps as it needs; `steps` is not used).
-    `return_stats`: return `(ids, SampleStats)` with the number of network evaluations.
+    `return_stats`: return `(ids, SampleStats)` with the number of network evaluations and of token positions they ran.
     `uncond_kwargs`: model kwargs (B, ...) that replace those of `model_kwargs` in the unconditional half of CFG, e.g. `pixel_slots`
-    with no slots, so that a condition which is not a prompt token is dropped too."""
+    with no slots, so that a condition which is not a prompt token is dropped too.
+    `cache`: `PrefixCache()` or `DualCache()`, Fast-dLLM's approximate cache (a full-attention model with
+    `forward_span`; the only model kwarg it passes on is `modality`): the first step of each block is an exact pass
+    that refreshes the cache, the later steps run only the cache's span of positions. None: exact passes throughout."""
     rule = as_commit(threshold, factor)
     _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id, temperature, cfg_scale, rule.scheduled)
+    if cache is not None: _check_cache(model, cache, model_kwargs)
     remask = as_remasking(remasking)
     stats, t0 = SampleStats(), time.perf_counter()
     B, P = prompt.shape
     x = torch.cat([prompt, torch.full((B, gen_length), mask_id, dtype=prompt.dtype, device=prompt.device)], 1)  # (B, L)
+    L = x.shape[1]
     prompt_index = x != mask_id                                              # (B, L)
     num_blocks = gen_length // block_length; steps_per_block = steps // num_blocks
     un_kw = uncond_kwargs or {}
@@ -156,28 +221,30 @@ def generate(model, prompt: torch.Tensor, steps: int = 128, gen_length: int = 12
                              f"got {tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
     kw2 = {k: torch.cat([v, un_kw.get(k, v)]) if isinstance(v, torch.Tensor) and v.shape[:1] == (B,) else v
            for k, v in model_kwargs.items()}                                 # (2B, ...): conditional half, unconditional half
-    no_mask = torch.tensor([mask_id], device=x.device)
+    kw, rows = (kw2, 2) if cfg_scale > 0 else (model_kwargs, 1)              # a CFG pass runs 2B rows: 2 evaluations
+    span_cache = SpanCache(model.cfg.n_layer) if cache is not None else None
+    shift = bool(getattr(getattr(model, 'cfg', None), 'shift_logits', False))   # forward_span also runs position lo - 1
     step = 0
     for nb in range(num_blocks):
         lo, hi = P + nb * block_length, P + (nb + 1) * block_length
         n_commit = num_transfer_tokens(x[:, lo:hi] == mask_id, steps_per_block)  # (B, steps_per_block)
         i = 0
         while (i < steps_per_block) if rule.scheduled else bool((x[:, lo:hi] == mask_id).any()):
-            mask_index = x == mask_id                                        # (B, L)
+            ids = torch.cat([x, torch.where(prompt_index, mask_id, x)]) if cfg_scale > 0 else x   # (rows·B, L)
+            if cache is None:                                                # uncond. half: the prompt -> [MASK]
+                out, start, ran = _logits(model(ids, **kw)), 0, L            # (rows·B, L, V): every position, exact
+            else:                                                            # the block's first step: the refresh
+                a, b = (lo, hi) if i == 0 else cache.span(lo, hi, L)
+                out = model.forward_span(ids, a, b, span_cache, refresh=i == 0, modality=kw.get('modality'))
+                out = out[:, lo - a:hi - a]                                  # (rows·B, hi - lo, V): the block
+                start, ran = lo, L if i == 0 else b - a + int(shift and a > 0)
             if cfg_scale > 0:
-                un_x = torch.where(prompt_index, mask_id, x)                 # unconditional: prompt -> [MASK]
-                c, u = _logits(model(torch.cat([x, un_x]), **kw2)).chunk(2)
+                c, u = out.chunk(2)
                 logits = u + (cfg_scale + 1) * (c - u)
-            else:
-                logits = _logits(model(x, **model_kwargs))                   # (B, L, V)
-            stats.nfe += 2 if cfg_scale > 0 else 1
-            x0 = add_gumbel_noise(logits.index_fill(-1, no_mask, -torch.inf), temperature, generator).argmax(-1)  # (B, L), never [MASK]
-            conf = remask.confidence(logits, x0, generator)                  # (B, L) float64
-            conf[:, hi:] = -torch.inf
-            x0 = torch.where(mask_index, x0, x)
-            conf = torch.where(mask_index, conf, -torch.inf)
-            commit = rule.select(conf, n_commit[:, i] if rule.scheduled else None)  # (B, L): top-k / threshold / factor
-            x = torch.where(commit, x0, x)
+            else: logits = out
+            stats.nfe += rows; stats.tokens_run += rows * ran
+            quota = n_commit[:, i] if rule.scheduled else None
+            x = _commit(x, logits, start, hi, mask_id, quota, rule, remask, temperature, generator)
             step += 1; i += 1
             if callback is not None: callback(step, x)
     stats.steps, stats.wall_s = step, time.perf_counter() - t0
@@ -199,6 +266,7 @@ def generate_ar(model, prompt: torch.Tensor, gen_length: int, temperature: float
     x, done, new = prompt, torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device), prompt
     for _ in range(gen_length):
         lg = _logits(model(new, cache=cache, update_cache=True) if use_cache else model(x))   # (B, l, V)
+        stats.tokens_run += lg.shape[1]
         nxt = add_gumbel_noise(lg[:, -1], temperature, generator).argmax(-1)  # (B,)
         x, new = torch.cat([x, nxt[:, None]], 1), nxt[:, None]
         stats.nfe += 1; stats.steps += 1

@@ -26,7 +26,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import ConcatDataset
 
-from common import sync, apply_profile, add_run_flags, seen_prompts, start_run
+from common import write_results, sync, apply_profile, add_run_flags, seen_prompts, start_run
 from bench_block import answer
 from bench_threshold import train_with_stops
 from mmdiff.core import seed_everything, atomic_write_text
@@ -262,12 +262,7 @@ def main(argv=None):
     res['tokens_per_step'] = {r['rule']: a.gen_length / r['nfe_per_answer'] for r in rows   # read by bench_llada_gpu.py
                               if r['step'] == a.steps and r['sampler'] == 'exact' and r['rule'].startswith('threshold')}
     res['total_s'] = time.perf_counter() - T0
-    out.mkdir(parents=True, exist_ok=True)
-    md = markdown(res)
-    atomic_write_text(out / f'{stem}.md', md)
-    atomic_write_text(out / f'{stem}.json', json.dumps(res, indent=2, default=str))
-    for f in ('.md', '.json'): (out / (stem + f)).chmod(0o644)
-    print('\n' + md + f"\nwritten {out / stem}.md and .json", flush=True)
+    write_results(out, stem, res, markdown(res))
     return res
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from common import sync, machine_info, command_line, apply_profile
+from common import write_results, sync, machine_info, command_line, apply_profile
 from mmdiff.core import atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, RMSNorm, SpanCache
 from mmdiff.sample import generate, DualCache, PrefixCache
@@ -252,12 +252,7 @@ def main(argv=None):
                fast_dllm_reference=FAST_DLLM, skipped=skipped)
     res['total_s'] = time.perf_counter() - T0
     stem = 'llada_gpu' if dev.type == 'cuda' and not a.tiny else f'llada_gpu_{dev.type}_tiny'   # never overwrites
-    out = Path(a.out_dir); out.mkdir(parents=True, exist_ok=True)
-    md = markdown(res)
-    atomic_write_text(out / f'{stem}.md', md)
-    atomic_write_text(out / f'{stem}.json', json.dumps(res, indent=2, default=str))
-    for f in ('.md', '.json'): (out / (stem + f)).chmod(0o644)
-    print('\n' + md + f"\nwritten {out / stem}.md and .json", flush=True)
+    write_results(a.out_dir, stem, res, markdown(res))
     return res
 
 

@@ -87,3 +87,15 @@ def jsonl_run_or_table(a, name: str, run, table):
     res = run(a); print(json.dumps(res), flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, 'a') as f: f.write(json.dumps(res) + '\n')
+
+
+def write_results(out_dir, stem: str, res: dict, md: str):
+    "Write a run's table `md` and numbers `res` to out_dir/stem.md and .json (atomically, readable by all) and print it."
+    import json
+    from mmdiff.core import atomic_write_text
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f'{stem}.md', md)
+    atomic_write_text(out / f'{stem}.json', json.dumps(res, indent=2, default=str))
+    for f in ('.md', '.json'): (out / (stem + f)).chmod(0o644)
+    print('\n' + md + f"\nwritten {out / stem}.md and .json", flush=True)

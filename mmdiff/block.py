@@ -132,7 +132,8 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
     x = torch.cat([prompt, torch.full((B, gen_length), mask_id, dtype=prompt.dtype, device=prompt.device)], 1)  # (B, T)
     cache = _unwrap(model).new_cache() if use_cache else None
     k0 = P // bs                                                            # first block with something to generate
-    if use_cache and k0: model(x[:, :k0 * bs], cache=cache, update_cache=True); stats.cache_passes += 1   # prefill whole prompt blocks
+    if use_cache and k0:                                                    # prefill whole prompt blocks
+        model(x[:, :k0 * bs], cache=cache, update_cache=True); stats.cache_passes += 1; stats.tokens_run += k0 * bs
     done = torch.zeros(B, dtype=torch.bool, device=x.device)
     end = T
     for k in range(k0, math.ceil(T / bs)):
@@ -142,7 +143,7 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
         i = 0
         while (i < n_steps) if rule.scheduled else bool((x[:, lo:hi] == mask_id).any()):
             logits = model(x[:, lo:hi], cache=cache) if use_cache else model(x[:, :hi])[:, lo:hi]   # (B, b, V)
-            stats.nfe += 1
+            stats.nfe += 1; stats.tokens_run += hi - lo if use_cache else hi
             logits[..., mask_id] = -torch.inf                                # never commit [MASK]
             logits = top_p_logits(logits, top_p)
             x0 = add_gumbel_noise(logits, temperature, generator).argmax(-1)   # (B, b)
@@ -155,7 +156,8 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
         if eos_id is not None:
             done |= (x[:, max(lo, P):hi] == eos_id).any(-1)
             if done.all(): end = hi; break
-        if use_cache and hi < T: model(x[:, lo:hi], cache=cache, update_cache=True); stats.cache_passes += 1   # append the clean block
+        if use_cache and hi < T:                                            # append the clean block
+            model(x[:, lo:hi], cache=cache, update_cache=True); stats.cache_passes += 1; stats.tokens_run += hi - lo
     x = x[:, :end]
     gen = x[:, P:]
     if eos_id is not None:                                                  # after the first EOS: EOS (padding, as in training)

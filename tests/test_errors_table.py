@@ -231,6 +231,27 @@ def test_forward_span_on_exact_cache_model():
         m.forward_span(torch.zeros(2, 12, dtype=torch.long), 4, 8, SpanCache(2))
 
 
+def test_generate_unknown_cache(vocab, model):
+    from mmdiff.model import SpanCache
+    from mmdiff.sample import generate
+    with pytest.raises(ValueError, match=r'unknown cache SpanCache\(.*\): use PrefixCache\(\), DualCache\(\) or None'):
+        generate(model, torch.tensor([[vocab.bos_id]]), steps=2, gen_length=2, block_length=2, mask_id=vocab.mask_id,
+                 cache=SpanCache(1))
+
+def test_generate_approximate_cache_on_block_model(vocab):
+    from mmdiff.sample import generate, DualCache
+    bm = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2), BlockDiff(2)).eval()
+    with pytest.raises(ValueError, match=r'has an exact KV cache: decode it with mmdiff.block.generate_block'):
+        generate(bm, torch.tensor([[vocab.bos_id]]), steps=2, gen_length=2, block_length=2, mask_id=vocab.mask_id,
+                 cache=DualCache())
+
+def test_generate_approximate_cache_with_model_kwargs(vocab, model):
+    from mmdiff.sample import generate, PrefixCache
+    with pytest.raises(ValueError, match=r"the only model kwarg passed on is modality .* got \['positions'\]: use cache=None"):
+        generate(model, torch.tensor([[vocab.bos_id]]), steps=2, gen_length=2, block_length=2, mask_id=vocab.mask_id,
+                 cache=PrefixCache(), positions=torch.arange(3))
+
+
 # ----------------------------------------------------------------------------------------------- budgets and recipes
 def test_train_config_negative_budget():
     from mmdiff.train import TrainConfig

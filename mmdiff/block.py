@@ -32,9 +32,12 @@ def check_block_model(model, block_size: int | None = None) -> int:
     return bs
 
 def block_times(B: int, n_blocks: int, low: float = 0., high: float = 1., antithetic: bool = False, generator=None) -> torch.Tensor:
-    "(B, n_blocks) diffusion times in [low, high], one per block; stratified over all B·n_blocks draws when `antithetic`."
-    t = sample_t(B * n_blocks, low, high, antithetic, generator)
-    return rearrange(t, '(k b) -> b k', b=B)                               # stratum i goes to row i mod B: each row spans [low, high]
+    """(B, n_blocks) diffusion times, one per block, each marginally U[low, high] whatever its position and B. With
+    `antithetic` the B·n_blocks draws are stratified (one in each of B·n_blocks equal strata: lower variance) and the strata
+    are dealt to (row, block) in a random order, so that no block position is tied to a range of t."""
+    t = sample_t(B * n_blocks, low, high, antithetic, generator)             # (B·n_blocks,): stratum i holds draw i
+    if antithetic: t = t[torch.randperm(B * n_blocks, generator=generator, device=t.device)]
+    return rearrange(t, '(b k) -> b k', b=B)
 
 class BlockDiffusion(Objective):
     "BD3-LM objective: one t per block in [`t_low`, `t_high`], x_t ⊕ x_0 through a `BlockDiff` model, CE·w(t) on masked tokens of the noisy half."

@@ -32,12 +32,19 @@ def check_block_model(model, block_size: int | None = None) -> int:
     return bs
 
 def block_times(B: int, n_blocks: int, low: float = 0., high: float = 1., antithetic: bool = False, generator=None) -> torch.Tensor:
-    """(B, n_blocks) diffusion times, one per block, each marginally U[low, high] whatever its position and B. With
-    `antithetic` the B·n_blocks draws are stratified (one in each of B·n_blocks equal strata: lower variance) and the strata
-    are dealt to (row, block) in a random order, so that no block position is tied to a range of t."""
-    t = sample_t(B * n_blocks, low, high, antithetic, generator)             # (B·n_blocks,): stratum i holds draw i
-    if antithetic: t = t[torch.randperm(B * n_blocks, generator=generator, device=t.device)]
-    return rearrange(t, '(b k) -> b k', b=B)
+    """(B, K = n_blocks) diffusion times, one per block, each marginally U[low, high] whatever its position and B: i.i.d.,
+    or with `antithetic` stratified twice: every block position's B times lie in B different strata of width 1/B (a
+    random row order), and the batch's B·K times lie in B·K different strata of width 1/(B·K) (a random block order
+    within each coarse stratum)."""
+    if not 0 <= low < high <= 1: raise ValueError(f"need 0 <= low < high <= 1, got low={low}, high={high}")
+    if not antithetic: return rearrange(sample_t(B * n_blocks, low, high, False, generator), '(b k) -> b k', b=B)
+    dev = generator.device if generator is not None else None
+    coarse = torch.rand(n_blocks, B, generator=generator, device=dev).argsort(-1)   # (K, B): block k's rows -> strata 0..B-1
+    order = torch.rand(B, n_blocks, generator=generator, device=dev).argsort(-1)    # (B, K): within coarse stratum c, block k
+    fine = order[coarse, torch.arange(n_blocks, device=coarse.device)[:, None]]    # (K, B): takes fine stratum order[c, k]
+    s = rearrange(coarse * n_blocks + fine, 'k b -> b k')                    # (B, K): each of the B·K strata once
+    u = torch.rand(B, n_blocks, generator=generator, device=dev)
+    return low + (high - low) * (s + u) / (B * n_blocks)
 
 class BlockDiffusion(Objective):
     "BD3-LM objective: one t per block in [`t_low`, `t_high`], x_t ⊕ x_0 through a `BlockDiff` model, CE·w(t) on masked tokens of the noisy half."

@@ -151,3 +151,15 @@ def test_hf_dtype_the_device_cannot_run(sharded):
         from_hf(sharded, device='cpu', dtype=torch.float8_e4m3fn)
     with pytest.raises(ValueError, match=r"unknown dtype 'half-ish'"):
         from_hf(sharded, device='cpu', dtype='half-ish')
+
+
+def test_tied_model_ignores_a_saved_head(tmp_path):
+    "A tied checkpoint that also saved an output head: the head stays the embedding (as the release ties it)."
+    d = Path(shutil.copytree(FIX / 'llada_tied', tmp_path / 'tied'))
+    sd = load_file(str(d / 'model.safetensors'))
+    sd['model.transformer.ff_out.weight'] = torch.randn_like(sd['model.transformer.wte.weight'])
+    save_file(sd, str(d / 'model.safetensors'))
+    model = from_hf(d, device='cpu', dtype='float32')
+    ref = load_file(str(d / 'reference.safetensors'))
+    assert model.head.weight is model.tok_emb.weight
+    assert torch.allclose(model(ref['ids']), ref['logits'], atol=1e-4, rtol=0)

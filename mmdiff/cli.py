@@ -105,6 +105,19 @@ def digits_test_labels():
     return digits('test')[1].tolist()
 
 # %% ../nbs/13_cli.ipynb #b8c13a03
+def _generate_pipeline(dir, prompts, gen_length, steps, temperature, device) -> list[str]:
+    "Continue `prompts` with a pipeline saved by `mmdiff train` / `MMDiff.save_pretrained` (no chat template: a base model)."
+    from mmdiff.pipeline import MMDiff
+    pipe = MMDiff.from_pretrained(dir, device=device)
+    room = pipe.cfg.seq_len - 1
+    answers = []
+    for p in prompts:
+        n = min(gen_length, room - len(pipe.vocab.encode(p)))
+        if n < 1: raise ValueError(f"the prompt {p[:40]!r} fills the model's context of {pipe.cfg.seq_len} tokens: shorten it")
+        answers.append(pipe.generate_text(p, gen_length=n, steps=min(steps, n), temperature=temperature))
+        print(p + answers[-1])
+    return answers
+
 CACHES = {'none': None, 'prefix': 'PrefixCache', 'dual': 'DualCache'}   # --cache names -> mmdiff.sample classes
 
 def generate_text_cli(checkpoint: str, prompts: list[str], tokenizer: str | None = None, chat: bool = True, gen_length: int = 128,
@@ -115,6 +128,7 @@ def generate_text_cli(checkpoint: str, prompts: list[str], tokenizer: str | None
     from mmdiff.chat import HFTokenizer, generate_text
     from mmdiff import sample
     if cache not in CACHES: raise ValueError(f"unknown cache {cache!r}: use one of {sorted(CACHES)}")
+    if (Path(checkpoint)/'pipeline.json').exists(): return _generate_pipeline(checkpoint, prompts, gen_length, steps, temperature, device)
     tok = HFTokenizer.from_dir(tokenizer or checkpoint)
     t0 = time.perf_counter()
     model = from_hf(checkpoint, dtype=dtype, device=device)
@@ -130,9 +144,14 @@ def generate_text_cli(checkpoint: str, prompts: list[str], tokenizer: str | None
 
 # %% ../nbs/13_cli.ipynb #eb2d8cbc
 def run(argv=None):
-    "Parse `argv` and run the command; returns what it produced (metrics of a demo, answers of generate-text)."
+    "Parse `argv` and run the command; returns what it produced (metrics of a demo or a training run, answers of generate-text)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['train']:                                               # its own parser (config sections): mmdiff.run
+        from mmdiff.run import train_command
+        return train_command(argv[1:])
     p = argparse.ArgumentParser(prog='mmdiff', description='mmdiff: unified masked diffusion over text and image tokens')
     sub = p.add_subparsers(dest='cmd', required=True)
+    sub.add_parser('train', help='train on your own text: mmdiff train --text FILE... --out DIR (mmdiff train --help lists every option)')
     d = sub.add_parser('demo', help='train the unified text+image model on the embedded digits (about 10 minutes on a CPU) and sample from it',
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument('--text', action='store_true', help='the text-only demo instead (Shakespeare + string reversal, about 2 minutes)')
@@ -145,10 +164,10 @@ def run(argv=None):
     d.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
     d.add_argument('--no-progress', action='store_true', help='no progress bars')
     d.add_argument('--tok-steps', type=int, default=800, help='image tokenizer training steps')
-    g = sub.add_parser('generate-text', help='answer prompts with a released checkpoint folder (LLaDA, MMaDA, Dream, SDAR)',
+    g = sub.add_parser('generate-text', help='answer prompts with a released checkpoint folder (LLaDA, MMaDA, Dream, SDAR) or continue them with a pipeline saved by mmdiff train',
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument('prompts', nargs='+', help='one or more prompts (each answered separately)')
-    g.add_argument('--checkpoint', required=True, help='folder with config.json, safetensors weights and tokenizer files')
+    g.add_argument('--checkpoint', required=True, help='folder with config.json, safetensors weights and tokenizer files, or a run folder of mmdiff train')
     g.add_argument('--tokenizer', default=None, help='folder with the tokenizer files if not the checkpoint folder')
     g.add_argument('--no-chat', action='store_true', help="encode the prompt as it is instead of applying the chat template")
     g.add_argument('--gen-length', type=int, default=128, help='tokens to generate')

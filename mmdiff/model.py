@@ -14,8 +14,8 @@ from .core import Config
 
 # %% auto #0
 __all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'block_diff_mask',
-           'BlockDiff', 'KVCache', 'SpanCache', 'attend', 'flex_available', 'Attention', 'Block', 'PixelReader',
-           'Denoiser', 'flex_matches_dense']
+           'BlockDiff', 'attention_mode', 'attention_spec', 'KVCache', 'SpanCache', 'attend', 'flex_available',
+           'Attention', 'Block', 'PixelReader', 'Denoiser', 'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -132,6 +132,21 @@ class BlockDiff(AttentionMode):
             return (~qc & ~kc & (qb == kb)) | (~qc & kc & (kb < qb)) | (qc & kc & (kb <= qb))
         return mod
     def __repr__(self): return f"BlockDiff(block_size={self.block_size})"
+
+# %% ../nbs/05_model.ipynb #ae121702
+def attention_mode(spec: str) -> AttentionMode:
+    "`'full'`, `'causal'` or `'block:N'` (blocks of N tokens) -> the `AttentionMode`."
+    if spec == 'full': return Full()
+    if spec == 'causal': return Causal()
+    kind, _, n = spec.partition(':')
+    if kind == 'block' and n.isdigit() and int(n) >= 1: return BlockDiff(int(n))
+    raise ValueError(f"attention must be 'full', 'causal' or 'block:N' with N a positive integer (tokens per block), got {spec!r}")
+
+def attention_spec(mode: AttentionMode) -> str:
+    "The string `attention_mode` reads back into `mode`."
+    if isinstance(mode, BlockDiff): return f'block:{mode.block_size}'
+    if isinstance(mode, (Full, Causal)): return type(mode).__name__.lower()
+    raise ValueError(f"{mode!r} has no attention spec")
 
 # %% ../nbs/05_model.ipynb #5bfee624
 class KVCache:

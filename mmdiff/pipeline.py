@@ -18,10 +18,11 @@ from . import imagetok
 from .imagetok import VQVAE, VQConfig, train_tokenizer
 from .data import (digits, digit_caption, DIGIT_TEMPLATES, encode_images, as_hwc, as_chw, T2IDataset, MMUDataset,
                          MixedDataset, image_seq_len, random_affine)
-from .model import Denoiser, ModelConfig
+from .model import Denoiser, ModelConfig, attention_mode, attention_spec, BlockDiff, Causal
 from .loss import MaskedDiffusion
 from .train import Trainer, TrainConfig, save_model, load_model, steps_for_budget
-from .sample import generate
+from .sample import generate, generate_ar
+from .block import generate_block
 from .multimodal import generate_image_codes, caption_codes, init_code_embeddings
 from .evaluate import train_digit_classifier, diversity, caption_accuracy
 
@@ -36,12 +37,14 @@ PIPELINE_VERSION = 1
 class PipelineConfig(Config):
     version: int = PIPELINE_VERSION  # format version of the saved folder
     seq_len: int = 32                # L of the t2i and mmu sequences the model was trained on
-    image_size: int = 8              # H = W of the images the tokenizer reads
+    image_size: int = 8              # H = W of the images the tokenizer reads; 0 = a text-only pipeline (no image tokenizer)
     channels: int = 1                # 1 = grayscale, 3 = RGB
     question: str = ''               # text between the image and the caption in mmu sequences
     default_cfg: float = 1.0         # guidance scale used by generate_image when none is given
+    attention: str = 'full'          # the model's attention: full, causal or block:N (it decides how text is sampled)
     def __post_init__(self):
         if self.version != PIPELINE_VERSION: raise ValueError(f"pipeline format version {self.version} is not supported (this mmdiff reads version {PIPELINE_VERSION})")
+        attention_mode(self.attention)   # a clear error for an unknown mode
 
 # %% ../nbs/12_pipeline.ipynb #f13bd283
 def to_model_images(images, size: int, channels: int) -> torch.Tensor:
@@ -60,24 +63,37 @@ def to_model_images(images, size: int, channels: int) -> torch.Tensor:
 # %% ../nbs/12_pipeline.ipynb #7811ca9f
 class MMDiff:
     "A unified text+image masked-diffusion model with its vocabulary and image tokenizer."
-    def __init__(self, model: Denoiser, vocab: Vocab, tokenizer: VQVAE, cfg: PipelineConfig):
+    def __init__(self, model: Denoiser, vocab: Vocab, tokenizer: VQVAE | None, cfg: PipelineConfig):
         if model.cfg.vocab_size != vocab.vocab_size:
             raise ValueError(f"model vocabulary ({model.cfg.vocab_size}) != vocab size ({vocab.vocab_size})")
-        if tokenizer.n_codes != vocab.n_image_codes:
+        if attention_spec(model.attention) != cfg.attention:
+            raise ValueError(f"the model's attention {attention_spec(model.attention)!r} differs from the config's {cfg.attention!r}")
+        if (tokenizer is None) != (cfg.image_size == 0):
+            raise ValueError(f"image_size={cfg.image_size} but {'no' if tokenizer is None else 'an'} image tokenizer: a text-only "
+                             "pipeline has image_size 0 and no tokenizer, an image one has both")
+        if tokenizer is not None and tokenizer.n_codes != vocab.n_image_codes:
             raise ValueError(f"image tokenizer has {tokenizer.n_codes} codes, the vocabulary reserves {vocab.n_image_codes}")
-        self.model, self.vocab, self.tokenizer, self.cfg = model.eval(), vocab, tokenizer.eval(), cfg
+        self.model, self.vocab, self.cfg = model.eval(), vocab, cfg
+        self.tokenizer = None if tokenizer is None else tokenizer.eval()
 
     @property
     def device(self): return self.model.device
     @property
-    def n_tokens(self) -> int: return self.tokenizer.tokens_per_image
+    def n_tokens(self) -> int: return self.needs_images('image generation').tokens_per_image
+    def needs_images(self, what: str) -> VQVAE:
+        "The image tokenizer; a clear error for a text-only pipeline."
+        if self.tokenizer is None: raise ValueError(f"{what} needs an image model: this pipeline was trained on text only (no image tokenizer)")
+        return self.tokenizer
     def to(self, device):
-        self.model.to(device); self.tokenizer.to(device); return self
+        self.model.to(device)
+        if self.tokenizer is not None: self.tokenizer.to(device)
+        return self
 
     def save_pretrained(self, dir):
         "Write the pipeline to folder `dir` (config JSON + safetensors + tokenizer files; no pickle)."
         dir = Path(dir); dir.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, dir); self.vocab.save(dir); imagetok.save(self.tokenizer, dir/'imagetok')
+        save_model(self.model, dir); self.vocab.save(dir)
+        if self.tokenizer is not None: imagetok.save(self.tokenizer, dir/'imagetok')
         self.cfg.save(dir/'pipeline.json')                                   # last: its presence marks a complete save
 
     @classmethod
@@ -89,7 +105,8 @@ class MMDiff:
             raise FileNotFoundError(f"{dir} is not a saved MMDiff pipeline: {dir/'pipeline.json'} is missing (write one with MMDiff.save_pretrained)")
         cfg = PipelineConfig.load(dir/'pipeline.json')
         dev = get_device(device)
-        return cls(load_model(dir, device=dev), Vocab.load(dir), imagetok.load(dir/'imagetok', device=dev), cfg)
+        tok = imagetok.load(dir/'imagetok', device=dev) if cfg.image_size else None
+        return cls(load_model(dir, attention_mode(cfg.attention), device=dev), Vocab.load(dir), tok, cfg)
 
 # %% ../nbs/12_pipeline.ipynb #debfb987
 def _generator(seed, device):
@@ -106,17 +123,20 @@ def _generate_image(self, prompts: list[str] | str, steps: int = 16, cfg_scale: 
 
 def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
     "Image codes (N, n_tokens) -> uint8 images (N, H, W[, 3])."
-    h, w = self.tokenizer.grid
-    return as_hwc(self.tokenizer.decode(rearrange(codes, 'n (h w) -> n h w', h=h, w=w))).cpu().numpy()
+    tok = self.needs_images('decoding image codes')
+    h, w = tok.grid
+    return as_hwc(tok.decode(rearrange(codes, 'n (h w) -> n h w', h=h, w=w))).cpu().numpy()
 
 def _model_images(self, images) -> torch.Tensor:
     "uint8 images of any size -> uint8 (N, C, H, W) at the tokenizer's size, on the model's device."
+    self.needs_images('reading images')
     return to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)
 
 def _encode_images(self, images, resized: bool = False) -> torch.Tensor:
     "uint8 images of any size -> codes (N, n_tokens); `resized`: `images` are already `_model_images` output."
+    self.needs_images('encoding images')
     x = images if resized else _model_images(self, images)
-    return rearrange(self.tokenizer.encode(x), 'n h w -> n (h w)')
+    return rearrange(self.needs_images('encoding images').encode(x), 'n h w -> n (h w)')
 
 def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
     "A caption per uint8 image (any size; resized inside). A model with a pixel reader also reads the (resized) pixels."
@@ -145,11 +165,20 @@ def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_
 
 def _generate_text(self, prompt: str, gen_length: int | None = None, steps: int | None = None, block_length: int | None = None,
                    temperature: float = 0.0, seed: int | None = None, **gen_kw) -> str:
-    "Continue `prompt` with LLaDA's sampler (`gen_length` defaults to filling the context)."
+    """Continue `prompt` (`gen_length` defaults to filling the context) with the sampler of the model's attention: LLaDA's
+    (`generate`, full), block by block with the exact cache (`generate_block`, block:N; `steps` per block) or left to right
+    (`generate_ar`, causal). Stops at `<|eos|>`."""
+    if self.cfg.seq_len < 2: raise ValueError(f"seq_len={self.cfg.seq_len} leaves no room to generate")
     p = torch.tensor([[self.vocab.bos_id] + self.vocab.encode(prompt)], device=self.device)
     gen = gen_length or self.cfg.seq_len - p.shape[1]
-    x = generate(self.model, p, steps or gen, gen, block_length or gen, temperature=temperature, mask_id=self.vocab.mask_id,
-                 generator=_generator(seed, self.device), **gen_kw)
+    if gen < 1: raise ValueError(f"the prompt is {p.shape[1]} tokens with <|bos|>: it fills the context of {self.cfg.seq_len}")
+    g, mode = _generator(seed, self.device), self.model.attention
+    if isinstance(mode, BlockDiff):
+        x = generate_block(self.model, p, gen, steps_per_block=steps, temperature=temperature, eos_id=self.vocab.eos_id,
+                           mask_id=self.vocab.mask_id, generator=g, **gen_kw)
+    elif isinstance(mode, Causal): x = generate_ar(self.model, p, gen, temperature, eos_id=self.vocab.eos_id, generator=g, **gen_kw)
+    else: x = generate(self.model, p, steps or gen, gen, block_length or gen, temperature=temperature, mask_id=self.vocab.mask_id,
+                       generator=g, **gen_kw)
     out = x[0, p.shape[1]:].tolist()
     if self.vocab.eos_id in out: out = out[:out.index(self.vocab.eos_id)]
     return self.vocab.decode(out, skip_special=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #6b6d71d8
 from __future__ import annotations
-import argparse, copy, io, json, math, os, random, shutil, time
+import argparse, copy, functools, io, json, math, os, random, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -19,9 +19,9 @@ from .model import Denoiser, ModelConfig
 from .loss import Objective
 
 # %% auto #0
-__all__ = ['CHECKPOINT_VERSION', 'TASKS', 'TrainConfig', 'lr_factor', 'batch_indices', 'noise_seed', 'collate',
-           'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model', 'Trainer',
-           'latest_checkpoint', 'TextDataConfig', 'build_text_data', 'main']
+__all__ = ['CHECKPOINT_VERSION', 'TASKS', 'TrainConfig', 'lr_factor', 'epoch_permutation', 'batch_indices', 'noise_seed',
+           'collate', 'MicroBatches', 'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model',
+           'Trainer', 'latest_checkpoint', 'TextDataConfig', 'build_text_data', 'main']
 
 # %% ../nbs/08_train.ipynb #5c3b4b14
 @dataclass
@@ -45,6 +45,7 @@ class TrainConfig(Config):
     progress: bool = True           # tqdm progress bar
     time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
     budget_s: float = 0.0           # at the end of warmup, re-plan max_steps so that training fills this many seconds (0 = keep max_steps)
+    workers: int = 0                # DataLoader worker processes building training batches (0 = in the training process)
     cpu: bool = False               # force CPU even when a GPU is visible
     compile: bool = False           # torch.compile the model (GPU: fused kernels; CPU works but compiles slowly)
     def __post_init__(self):
@@ -61,6 +62,12 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
 # %% ../nbs/08_train.ipynb #e16d8e03
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n: int, seed: int) -> torch.Tensor:
+    "The permutation of `range(n)` drawn from `seed` (int32 when it fits); cached: drawn once per epoch, not per batch."
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm.to(torch.int32) if n < 2**31 else perm
+
 def batch_indices(n: int, micro_batch: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0) -> list[int]:
     "Dataset indices of process `rank`'s share of global micro-batch number `micro_batch`."
     G = batch_size * world
@@ -68,8 +75,7 @@ def batch_indices(n: int, micro_batch: int, batch_size: int, rank: int = 0, worl
     out = []
     while len(out) < batch_size:
         epoch, off = divmod(start + len(out), n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        out += perm[off: off + batch_size - len(out)].tolist()
+        out += epoch_permutation(n, seed + epoch)[off: off + batch_size - len(out)].tolist()
     return out
 
 def noise_seed(seed: int, slot: int) -> int:
@@ -79,6 +85,16 @@ def noise_seed(seed: int, slot: int) -> int:
 def collate(items: list[dict]) -> dict:
     "Stack a list of `{name: tensor}` into `{name: (B, ...) tensor}`."
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+class MicroBatches(torch.utils.data.Sampler):
+    "`batch_indices` for micro-batches `start`, `start + 1`, ... without end: the batch sampler of the training DataLoader."
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0, start: int = 0):
+        self.n, self.batch_size, self.rank, self.world, self.seed, self.start = n, batch_size, rank, world, seed, start
+    def __iter__(self):
+        m = self.start
+        while True:
+            yield batch_indices(self.n, m, self.batch_size, self.rank, self.world, self.seed)
+            m += 1
 
 # %% ../nbs/08_train.ipynb #a8b266ba
 def steps_for_budget(model, objective, ds, batch_size: int, seconds: float, probe: int = 3) -> tuple[int, float]:
@@ -157,6 +173,7 @@ class Trainer:
         self.train_model = torch.compile(self.model) if cfg.compile else self.model   # the forward of training steps; self.model stays uncompiled
         self.gen = torch.Generator(device=self.acc.device)   # masking noise, re-seeded per micro-batch from noise_seed
         self.step, self.micro, self.history = 0, 0, []
+        self._batches = None   # iterator over the training DataLoader, (re)started at micro-batch self.micro
         self.out = Path(cfg.out_dir)
 
     @property
@@ -165,6 +182,17 @@ class Trainer:
     def _batch(self, ds, micro, seed) -> dict:
         idx = batch_indices(len(ds), micro, self.cfg.batch_size, self.acc.process_index, self.acc.num_processes, seed)
         return {k: v.to(self.acc.device) for k, v in collate([ds[i] for i in idx]).items()}
+
+    def _next_batch(self) -> dict:
+        "The training micro-batch number `self.micro`, from a DataLoader (with `cfg.workers` worker processes)."
+        if self._batches is None:
+            sampler = MicroBatches(len(self.train_ds), self.cfg.batch_size, self.acc.process_index, self.acc.num_processes,
+                                   self.cfg.seed, start=self.micro)
+            loader = torch.utils.data.DataLoader(self.train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.cfg.workers,
+                                                 pin_memory=self.acc.device.type == 'cuda', prefetch_factor=4 if self.cfg.workers else None,
+                                                 generator=torch.Generator().manual_seed(self.cfg.seed))  # not the global RNG: resume stays exact
+            self._batches = iter(loader)
+        return {k: v.to(self.acc.device, non_blocking=True) for k, v in next(self._batches).items()}
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -182,7 +210,7 @@ class Trainer:
         for _ in range(self.cfg.grad_accum):
             with self.acc.accumulate(self.model):
                 self.gen.manual_seed(noise_seed(self.cfg.seed, self.micro * self.acc.num_processes + self.acc.process_index))
-                loss, s = self.objective(self.train_model, self._batch(self.train_ds, self.micro, self.cfg.seed), self.gen)
+                loss, s = self.objective(self.train_model, self._next_batch(), self.gen)
                 self.acc.backward(loss)
                 if self.acc.sync_gradients and self.cfg.grad_clip > 0: self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
                 self.opt.step(); self.opt.zero_grad(set_to_none=True)
@@ -193,8 +221,9 @@ class Trainer:
             out['loss'] = self.acc.reduce(torch.tensor(out['loss'], device=self.acc.device), 'mean').item()
         return out
 
-    def fit(self, resume: bool = False, until: int | None = None) -> list[dict]:
-        "Train to `max_steps`, or stop early at step `until` (continuing from the newest checkpoint in `out_dir` if `resume`)."
+    def fit(self, resume: bool = False, until: int | None = None, callback=None) -> list[dict]:
+        """Train to `max_steps`, or stop early at step `until` (continuing from the newest checkpoint in `out_dir` if `resume`).
+        `callback(trainer, rec)`, if given, runs on every process after each step's metrics `rec` are logged."""
         if resume and (ckpt := latest_checkpoint(self.out)) is not None: self.load_checkpoint(ckpt)
         cfg, self.model = self.cfg, self.model.train()
         L = len(self.train_ds[0]['ids'])
@@ -220,6 +249,7 @@ class Trainer:
             rec['tok_per_s'] = tok0 / (time.perf_counter() - t0)
             if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps): rec['val_loss'] = self.evaluate()
             self.history.append(rec); self._log(rec)
+            if callback is not None: callback(self, rec)
             bar.update(1); bar.set_postfix({k: f"{rec[k]:.3g}" for k in ('loss', 'val_loss', 'lr') if rec.get(k) is not None})
             if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == until: self.save_checkpoint()
         bar.close()
@@ -229,6 +259,8 @@ class Trainer:
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        if self.acc.trackers:                              # TensorBoard etc., when the Accelerator was made with log_with
+            self.acc.log({k: v for k, v in rec.items() if isinstance(v, (int, float)) and k != 'step'}, step=rec['step'])
 
 # %% ../nbs/08_train.ipynb #e44d74cf
 def _rng_state(gen: torch.Generator) -> dict:
@@ -303,6 +335,7 @@ def _load_checkpoint(self, dir):
     random.setstate((3, tuple(rng['python']), None))
     if 'cuda' in rng and torch.cuda.is_available(): torch.cuda.set_rng_state(rng['cuda'])
     self.step, self.micro = state['step'], state['micro']
+    self._batches = None                                  # the data order restarts at the restored micro-batch
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = _save_checkpoint, _load_checkpoint
 
@@ -348,25 +381,12 @@ def build_text_data(dcfg: TextDataConfig, seed: int = 0, vocab=None):
     if tasks: vparts.append(TaskDataset(vocab, tasks, dcfg.seq_len, dcfg.n_val, seed + 10_000))
     return vocab, ConcatDataset(parts), ConcatDataset(vparts)
 
-def main(argv=None):
-    "Console script: train a text masked-diffusion model on the embedded data."
-    from mmdiff.loss import MaskedDiffusion
-    p = argparse.ArgumentParser(prog='mmdiff_train', description=main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_config_args(p, TrainConfig); add_config_args(p, TextDataConfig)
-    for k in ('d_model', 'n_layer', 'n_head'): p.add_argument('--' + k.replace('_', '-'), type=int, default=dict(d_model=256, n_layer=4, n_head=4)[k])
-    p.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out-dir')
-    a = p.parse_args(argv)
-    cfg, dcfg = config_from_args(a, TrainConfig), config_from_args(a, TextDataConfig)
-    seed_everything(cfg.seed)
-    vocab, train_ds, val_ds = build_text_data(dcfg, cfg.seed)
-    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=dcfg.seq_len, d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head)
-    trainer = Trainer(Denoiser(mcfg), MaskedDiffusion(vocab.mask_id), train_ds, cfg, val_ds)
-    if trainer.acc.is_main_process:
-        out = Path(cfg.out_dir); vocab.save(out); cfg.save(out/'train.json'); dcfg.save(out/'data.json')
-    trainer.fit(resume=a.resume)
-    if trainer.acc.is_main_process: save_model(trainer.raw_model, cfg.out_dir)
-    return trainer
+# %% ../nbs/08_train.ipynb #68b13cb4
+def main(argv=None) -> int:
+    "`mmdiff train` (see `mmdiff.run`), as the `mmdiff_train` console script and `python -m mmdiff.train`: returns the exit status."
+    from mmdiff.run import main as run_main
+    return run_main(argv)
 
 # %% ../nbs/08_train.ipynb #fa5a6b2f
 #| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__': raise SystemExit(main())

@@ -171,3 +171,11 @@ def test_invalid_train_config_in_checkpoint(ckpt):
     (d / 'train.json').write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r'train\.json: batch_size must be >= 1, got 0'):
         tr.load_checkpoint(d)
+
+
+# ----------------------------------------------------------------------------------------------- DataLoader workers
+def test_worker_processes_build_the_same_batches(task, tmp_path):
+    "`workers` > 0 builds batches in other processes; the batches, hence the losses and weights, are the same as in-process."
+    h0 = make(task, tmp_path / 'w0', steps=4).fit()
+    tr = make(task, tmp_path / 'w2', steps=4, workers=2); h2 = tr.fit()
+    assert [r['loss'] for r in h0] == [r['loss'] for r in h2]

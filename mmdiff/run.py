@@ -7,20 +7,27 @@ from __future__ import annotations
 import argparse, dataclasses, json, sys, time, typing
 from dataclasses import dataclass, field
 from pathlib import Path
+import numpy as np
 import torch
 from accelerate import Accelerator
 from .core import Config, seed_everything, field_comments, atomic_write_text, _parse_bool
-from .vocab import Vocab
+from .vocab import Vocab, train_vocab
+from . import imagetok
+from .imagetok import VQConfig, train_tokenizer
+from .data import T2IDataset, MMUDataset, MixedDataset, image_seq_len, encode_images, as_hwc, random_affine
+from .multimodal import init_code_embeddings
 from .model import Denoiser, ModelConfig, attention_mode, attention_spec, BlockDiff, Causal, Full
 from .loss import MaskedDiffusion, Autoregressive
 from .block import BlockDiffusion
 from .train import Trainer, TrainConfig, latest_checkpoint
-from .sources import check_corpus, corpus_vocab, prepare_text, Corpus
+from .sources import (check_corpus, corpus_vocab, prepare_text, Corpus, PreparedText, check_image_folder, prepare_images,
+                            PreparedImages)
 from .pipeline import MMDiff, PipelineConfig
 
 # %% auto #0
-__all__ = ['PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'read_config_file', 'Run',
-           'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command', 'main']
+__all__ = ['PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'ImageConfig', 'read_config_file',
+           'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command', 'main', 'image_grid',
+           'train_images']
 
 # %% ../nbs/17_run.ipynb #054b3789
 @dataclass
@@ -50,6 +57,7 @@ PRESETS = {  # model sizes (the model section overrides any field)
 @dataclass
 class RunConfig(Config):
     text: list = field(default_factory=list)  # text inputs: .txt / .jsonl files, globs, folders, datasets save_to_disk folders
+    images: str = ''                # an image-caption folder (images + metadata.jsonl): trains text-to-image + captioning
     out: str = ''                   # the run folder: prepared data, checkpoints, samples, TensorBoard logs, the final pipeline
     preset: str = 'tiny'            # model size: tiny, small, medium, large (see PRESETS); the model section overrides it
     attention: str = 'full'         # full (LLaDA masked diffusion), block:N (BD3-LM, blocks of N tokens) or causal (autoregressive)
@@ -63,12 +71,46 @@ class RunConfig(Config):
         if self.preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {self.preset!r}")
         attention_mode(self.attention)
         if self.minutes < 0: raise ValueError(f"minutes must be >= 0, got {self.minutes}")
+        if self.text and self.images:
+            raise ValueError("give --text or --images, not both: one run trains a text model or a text-to-image + captioning model")
 
 RUN_TRAIN_DEFAULTS = dict(save_every=200, eval_every=200)   # a resumable run checkpoints as it goes
 
+# %% ../nbs/17_run.ipynb #61f2aac2
+@dataclass
+class ImageConfig(Config):
+    image_size: int = 28            # H = W: short side resized to this, then centre-cropped
+    channels: int = 1               # 1 = grayscale, 3 = RGB
+    field: str = 'text'             # the metadata.jsonl field holding the caption
+    val_every: int = 20             # every val_every-th image is held out (sample grids, captions, held-out loss)
+    down: int = 4                   # image side / code-grid side of the tokenizer (a power of 2)
+    n_codes: int = 64               # image tokenizer codebook size
+    tok_hidden: int = 32            # image tokenizer conv width
+    tok_steps: int = 1000           # image tokenizer training steps
+    n_text: int = 1024              # caption BPE size (stops early on a small caption set)
+    max_caption_tokens: int = 64    # longest caption allowed (BPE tokens); longer ones are listed as an error
+    t2i_weight: float = 0.5         # share of text-to-image items in the mix (the rest are captioning items)
+    mmu_weight: float = 2.0         # loss weight of captioning items (text-to-image items weigh 1)
+    cond_drop: float = 0.1          # caption dropout for classifier-free guidance
+    reader: bool = True             # captioning also reads the pixels through a conv net (mmdiff.model.PixelReader)
+    reader_hidden: int = 128        # the pixel reader's conv width
+    caption_aug: int = 0            # captioning also sees this many small random affine warps of each image (grayscale only)
+    code_emb_scale: float = 1.0     # image-code embeddings start from the tokenizer's codebook at this scale (0 = random)
+    default_cfg: float = 1.0        # guidance scale saved as the pipeline default
+    n_samples: int = 16             # images in each sample grid, and held-out images captioned, per evaluation
+    sample_steps: int = 16          # denoising steps of the sample grids and captions
+    def __post_init__(self):
+        if self.channels not in (1, 3): raise ValueError(f"image.channels must be 1 or 3, got {self.channels}")
+        d = self.down
+        if self.image_size < 4 or d < 1 or d & (d - 1) or self.image_size % d:
+            raise ValueError(f"image.down must be a power of 2 dividing image.image_size={self.image_size}, got {d}")
+        if self.caption_aug and self.channels != 1: raise ValueError("image.caption_aug works on grayscale images (channels = 1)")
+        if not 0 <= self.t2i_weight <= 1: raise ValueError(f"image.t2i_weight must be in [0, 1], got {self.t2i_weight}")
+
 # %% ../nbs/17_run.ipynb #2d9affb0
-SECTIONS = {'data': TextConfig, 'model': ModelConfig, 'train': TrainConfig}
-DERIVED = {'model': {'vocab_size': 'the vocabulary', 'max_len': 'data.seq_len'}, 'train': {'out_dir': 'out', 'seed': 'the top-level seed'}}
+SECTIONS = {'data': TextConfig, 'image': ImageConfig, 'model': ModelConfig, 'train': TrainConfig}
+DERIVED = {'model': {'vocab_size': 'the vocabulary', 'max_len': 'data.seq_len (text) or the captions and image size (images)',
+                     'reader_channels': 'image.reader', 'reader_down': 'image.down', 'reader_hidden': 'image.reader_hidden'}, 'train': {'out_dir': 'out', 'seed': 'the top-level seed'}}
 
 def read_config_file(path) -> dict:
     "The nested dict of a TOML / YAML / JSON config file; errors name the file and what is wrong."
@@ -97,9 +139,11 @@ class Run:
     "A resolved run: the top-level config and its three sections (the model's derived fields are filled at build time)."
     run: RunConfig
     data: TextConfig
+    image: ImageConfig
     model: dict
     train: TrainConfig
-    def to_dict(self) -> dict: return dict(**self.run.to_dict(), data=self.data.to_dict(), model=self.model, train=self.train.to_dict())
+    def to_dict(self) -> dict:
+        return dict(**self.run.to_dict(), data=self.data.to_dict(), image=self.image.to_dict(), model=self.model, train=self.train.to_dict())
 
 def _merge(a: dict, b: dict) -> dict:
     out = dict(a)
@@ -119,12 +163,14 @@ def resolve(*layers: dict) -> Run:
     run = RunConfig.from_dict(top)
     try: data = TextConfig.from_dict(secs['data'])
     except ValueError as e: raise ValueError(f"[data] {e}") from None
+    try: image = ImageConfig.from_dict(secs['image'])
+    except ValueError as e: raise ValueError(f"[image] {e}") from None
     model = {**PRESETS[run.preset], **secs['model']}
     try: ModelConfig.from_dict(dict(model, vocab_size=1000, max_len=data.seq_len))
     except ValueError as e: raise ValueError(f"[model] {e}") from None
     try: train = TrainConfig.from_dict(dict(secs['train'], seed=run.seed, out_dir=run.out or 'runs/mmdiff'))
     except ValueError as e: raise ValueError(f"[train] {e}") from None
-    return Run(run, data, model, train)
+    return Run(run, data, image, model, train)
 
 # %% ../nbs/17_run.ipynb #6e42a7e7
 def _flag_type(tp):
@@ -142,11 +188,13 @@ def _add_section(p: argparse.ArgumentParser, name: str, cls, shown: dict):
 
 def parser() -> argparse.ArgumentParser:
     "The `mmdiff train` argument parser."
-    p = argparse.ArgumentParser(prog='mmdiff train', description='Train a diffusion language model on your own text. Runs the same under '
+    p = argparse.ArgumentParser(prog='mmdiff train', description='Train a diffusion language model on your own text (--text), or one text-to-image + captioning model on your own image-caption folder (--images). Runs the same under '
                                 '`accelerate launch -m mmdiff.train ...` on many GPUs. Layering: defaults < --preset < --config < flags.')
     docs = field_comments(RunConfig)
     p.add_argument('--config', help='a TOML or YAML file with these settings (sections [data], [model], [train])')
     p.add_argument('--text', nargs='+', default=argparse.SUPPRESS, metavar='PATH', help=docs.get('text', ''))
+    p.add_argument('--images', default=argparse.SUPPRESS, metavar='DIR', help=docs.get('images', ''))
+    p.add_argument('--image-size', dest='image.image_size', type=int, default=argparse.SUPPRESS, help='the same as --image.image-size')
     p.add_argument('--out', default=argparse.SUPPRESS, help=docs.get('out', '') + ' (required)')
     p.add_argument('--preset', default=argparse.SUPPRESS, choices=list(PRESETS), help=docs.get('preset', '') + ' (default: tiny)')
     p.add_argument('--attention', default=argparse.SUPPRESS, help=docs.get('attention', '') + ' (default: full)')
@@ -156,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--skip-bad', action='store_true', default=argparse.SUPPRESS, help=docs.get('skip_bad', ''))
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     _add_section(p, 'data', TextConfig, {})
+    _add_section(p, 'image', ImageConfig, {})
     _add_section(p, 'model', ModelConfig, {k: 'from --preset' for k in PRESETS['tiny']})
     _add_section(p, 'train', TrainConfig, RUN_TRAIN_DEFAULTS)
     return p
@@ -164,7 +213,7 @@ def parse(argv=None) -> tuple[Run, argparse.Namespace]:
     "argv -> the resolved `Run` (config file, then flags) and the parsed namespace."
     p = parser()
     a = p.parse_args(argv)
-    flags = {'data': {}, 'model': {}, 'train': {}}
+    flags = {name: {} for name in SECTIONS}
     for k, v in vars(a).items():
         sec, _, name = k.partition('.')
         if name: flags[sec][name] = v
@@ -172,7 +221,8 @@ def parse(argv=None) -> tuple[Run, argparse.Namespace]:
     if a.no_progress: flags['train']['progress'] = False
     layers = [read_config_file(a.config)] if a.config else []
     run = resolve(*layers, flags)
-    if not run.run.text: p.error("no training data: give --text PATH ... (or text = [...] in the config file)")
+    if not run.run.text and not run.run.images:
+        p.error("no training data: give --text PATH ... or --images DIR (or text = [...] / images = ... in the config file)")
     if not run.run.out: p.error("no run folder: give --out DIR (or out = ... in the config file)")
     return run, a
 
@@ -193,12 +243,16 @@ def _vocab(corpus: Corpus, data: TextConfig, dir: Path) -> Vocab:
     vocab.save(dir); atomic_write_text(dir/'vocab_key.json', json.dumps(key))
     return vocab
 
+def _write_skipped(problems: list, out: Path):
+    "List the records left out (`--skip-bad`) in OUT/skipped.txt."
+    if problems:
+        atomic_write_text(out/'skipped.txt', ''.join(f"{p}\n" for p in problems))
+        print(f"left out {len(problems)} bad record(s), listed in {out/'skipped.txt'}", file=sys.stderr)
+
 def _prepare(run: Run, out: Path, progress: bool):
     "Check the corpus, build the vocabulary and the token files (main process)."
     corpus = check_corpus(run.run.text, run.data.field, run.run.skip_bad, progress)
-    if corpus.problems:
-        atomic_write_text(out/'skipped.txt', ''.join(f"{p}\n" for p in corpus.problems))
-        print(f"left out {len(corpus.problems)} bad record(s), listed in {out/'skipped.txt'}", file=sys.stderr)
+    _write_skipped(corpus.problems, out)
     vocab = _vocab(corpus, run.data, out/'data')
     prepare_text(corpus, vocab, out/'data', val_every=run.data.val_every, progress=progress)
 
@@ -233,7 +287,6 @@ def train_text(run: Run, progress: bool = True) -> dict:
         _prepare(run, out, tcfg.progress)
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
-    from mmdiff.sources import PreparedText
     vocab, prep = Vocab.load(out/'data'), PreparedText(out/'data', json.loads((out/'data'/'meta.json').read_text()))
     train_ds = prep.windows('train', run.data.seq_len, vocab)
     val_ds = prep.windows('val', run.data.seq_len, vocab) if prep.meta['n_val'] >= run.data.seq_len - 1 else None
@@ -257,7 +310,7 @@ def train_text(run: Run, progress: bool = True) -> dict:
 def train_command(argv=None) -> dict:
     "Parse `mmdiff train`'s arguments, train, print the final metrics as one JSON line and return them."
     run, a = parse(argv)
-    res = train_text(run, progress=not a.no_progress)
+    res = (train_images if run.run.images else train_text)(run, progress=not a.no_progress)
     print(json.dumps(res))
     return res
 
@@ -268,3 +321,133 @@ def main(argv=None) -> int:
         print(f"mmdiff train: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+# %% ../nbs/17_run.ipynb #5ead369e
+def image_grid(images: np.ndarray, titles: list[str], path, per_row: int = 8):
+    "Save uint8 images (N, H, W[, 3]) with a title over each as one PNG."
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    n = len(images)
+    rows = max(1, -(-n // per_row))
+    fig, axs = plt.subplots(rows, per_row, figsize=(per_row * 1.3, rows * 1.5), squeeze=False)
+    for k, ax in enumerate(axs.flat):
+        ax.axis('off')
+        if k < n:
+            ax.imshow(images[k], cmap='gray' if images[k].ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_title(titles[k][:22], fontsize=6)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches='tight')
+    plt.close(fig)
+
+# %% ../nbs/17_run.ipynb #5ca9594e
+def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, out: Path, seed: int, device, progress: bool):
+    "Train (or reuse) the image tokenizer on the training images; held-out PSNR and codebook usage in OUT/imagetok.json."
+    key = dict(images=prep.meta['key'], down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden, steps=im.tok_steps, seed=seed)
+    kf = out/'data'/'imagetok_key.json'
+    if kf.exists() and (out/'imagetok').exists() and json.loads(kf.read_text()) == json.loads(json.dumps(key)): return
+    cfg = VQConfig(image_size=im.image_size, channels=im.channels, down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden)
+    t0 = time.perf_counter()
+    tok, _ = train_tokenizer(pixels[~val], cfg, steps=im.tok_steps, seed=seed, progress=progress, device=device)
+    held = pixels[val] if val.any() else pixels[:256]
+    m = imagetok.recon_metrics(tok, held.to(device))
+    m.update(seconds=time.perf_counter() - t0, held_out_images=len(held))
+    imagetok.save(tok, out/'imagetok')
+    atomic_write_text(out/'imagetok.json', json.dumps(m, indent=1))
+    atomic_write_text(kf, json.dumps(key))
+    print(f"image tokenizer: {m['seconds']:.0f} s, held-out PSNR {m['psnr']:.1f} dB, codebook usage {m['usage']:.0f}%", file=sys.stderr)
+
+def _caption_vocab(texts: list, im: ImageConfig, n_codes: int, val: np.ndarray) -> tuple[Vocab, int]:
+    "BPE on the training captions; (vocab, longest caption in tokens); captions over the limit are an error that lists them."
+    train_caps = [t for t, v in zip(texts, val) if not v]
+    vocab = train_vocab(train_caps * 2, n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
+    lens = [len(vocab.encode(t)) for t in texts]
+    long = [f"  caption {i} ({n} tokens): {texts[i][:60]!r}" for i, n in enumerate(lens) if n > im.max_caption_tokens]
+    if long:
+        raise ValueError(f"{len(long)} caption(s) longer than image.max_caption_tokens={im.max_caption_tokens}:\n" + '\n'.join(long[:20]))
+    return vocab, max(lens)
+
+# %% ../nbs/17_run.ipynb #629ba868
+def _image_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, tok, held: dict, im: ImageConfig):
+    "A sample grid for held-out captions and captions of held-out images, into OUT/samples/step-N.png / .txt."
+    out = Path(trainer.cfg.out_dir)/'samples'
+    pipe = MMDiff(trainer.raw_model, vocab, tok, pipe_cfg)
+    prompts, images = held['texts'][:im.n_samples], held['images'][:im.n_samples]
+    gen = pipe.generate_image(prompts, steps=im.sample_steps, seed=0)
+    image_grid(gen, prompts, out/f"step-{rec['step']:07d}.png")
+    caps = pipe.caption(images, steps=im.sample_steps)
+    lines = [f"step {rec['step']}, held-out loss {rec.get('val_loss', float('nan')):.4f}\n"]
+    lines += [f"{f}: {c!r}   (true: {t!r})\n" for f, c, t in zip(held['files'], caps, prompts)]
+    atomic_write_text(out/f"step-{rec['step']:07d}.txt", ''.join(lines))
+    trainer.raw_model.train()
+
+def train_images(run: Run, progress: bool = True) -> dict:
+    "Train the image tokenizer and one text-to-image + captioning model on an image-caption folder (see above)."
+    out, im = Path(run.run.out), run.image
+    seed_everything(run.run.seed)
+    if run.run.attention != 'full':
+        raise ValueError(f"attention {run.run.attention!r}: image runs train full attention for now (block-wise text+image models "
+                         "are not built yet); leave --attention at full")
+    tcfg = run.train.replace(out_dir=str(out), progress=run.train.progress and progress)
+    if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
+    acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
+                      log_with='tensorboard', project_dir=str(out))
+    t_start = time.perf_counter()
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        corpus = check_image_folder(run.run.images, im.image_size, im.field, run.run.skip_bad, tcfg.progress)
+        _write_skipped(corpus.problems, out)
+        prep = prepare_images(corpus, out/'data', im.image_size, im.channels, im.val_every, tcfg.progress)
+        atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
+    acc.wait_for_everyone()
+    prep = PreparedImages(out/'data', json.loads((out/'data'/'images.json').read_text()))
+    pixels, val = torch.from_numpy(np.array(prep.pixels())), torch.from_numpy(prep.val)          # (N, C, S, S) uint8, (N,) bool
+    if acc.is_main_process: _tokenizer(prep, pixels, val, im, out, run.run.seed, acc.device, tcfg.progress)
+    acc.wait_for_everyone()
+    tok = imagetok.load(out/'imagetok', device=acc.device)
+    codes = encode_images(tok, as_hwc(pixels).to(acc.device)).cpu()                             # (N, h*w): encoded once
+    vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
+    L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
+    tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
+    texts = np.array(prep.texts, dtype=object)
+    hwc = as_hwc(pixels)
+    t2i = T2IDataset(vocab, codes[tr], list(texts[tr]), L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed)
+    cap_px, cap_codes, cap_txt = hwc[tr], codes[tr], list(texts[tr])
+    if im.caption_aug:
+        warped = random_affine(hwc[tr], im.caption_aug, seed=run.run.seed)
+        cap_px = torch.cat([cap_px, warped])
+        cap_codes = torch.cat([cap_codes, encode_images(tok, warped.to(acc.device)).cpu()])
+        cap_txt = cap_txt + [t for t in cap_txt for _ in range(im.caption_aug)]
+    mmu = MMUDataset(vocab, cap_codes, cap_txt, L, 10_000_000, seed=run.run.seed + 1, pixels=cap_px if im.reader else None)
+    train_ds = MixedDataset([t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight], 10_000_000, seed=run.run.seed)
+    val_ds = None
+    if len(va):
+        vt = T2IDataset(vocab, codes[va], list(texts[va]), L, 4 * len(va), cond_drop=0.0, seed=7)
+        vm = MMUDataset(vocab, codes[va], list(texts[va]), L, 4 * len(va), seed=8, pixels=hwc[va] if im.reader else None)
+        val_ds = MixedDataset([vt, vm], [0.5, 0.5], 8 * len(va), seed=9)
+    mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L, reader_channels=im.channels if im.reader else 0,
+                                      reader_down=im.down, reader_hidden=im.reader_hidden))
+    seed_everything(run.run.seed)
+    model = Denoiser(mcfg)
+    if im.code_emb_scale > 0: init_code_embeddings(model, vocab, tok.cpu(), scale=im.code_emb_scale, seed=run.run.seed)
+    tok.to(acc.device)
+    obj = MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, im.mmu_weight))
+    if run.run.minutes: tcfg = tcfg.replace(budget_s=max(30.0, run.run.minutes * 60 - (time.perf_counter() - t_start)))
+    trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
+    acc.init_trackers('logs', config={k: v for k, v in {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()}.items()
+                                      if isinstance(v, (int, float, str, bool))})
+    pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg)
+    held = dict(texts=list(texts[va]), images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
+    def on_step(tr_, rec):
+        if 'val_loss' in rec and acc.is_main_process and len(va) and im.n_samples:
+            _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
+    if run.run.resume and (ck := latest_checkpoint(out)) is not None: acc.print(f"resuming from {ck}")
+    hist = trainer.fit(resume=run.run.resume, callback=on_step)
+    if acc.is_main_process: MMDiff(trainer.raw_model, vocab, tok, pipe_cfg).save_pretrained(out)
+    acc.wait_for_everyone()
+    acc.end_training()
+    tm = json.loads((out/'imagetok.json').read_text())
+    last = hist[-1] if hist else {}
+    return dict(step=trainer.step, loss=last.get('loss'), val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None),
+                params=trainer.raw_model.num_params(), images_train=len(tr), images_val=len(va), seq_len=L,
+                tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'], pixel_reader=im.reader, seconds=time.perf_counter() - t_start)

@@ -21,8 +21,10 @@ os.environ.setdefault('HF_DATASETS_OFFLINE', '1')   # user data is local: `datas
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 # %% auto #0
-__all__ = ['PIECE', 'KINDS', 'PREPARED_VERSION', 'Problem', 'BadInputError', 'TextSource', 'TxtFile', 'JsonlFile', 'ArrowFolder',
-           'text_sources', 'Corpus', 'check_corpus', 'corpus_vocab', 'PreparedText', 'prepare_text', 'TokenWindows']
+__all__ = ['PIECE', 'KINDS', 'PREPARED_VERSION', 'IMAGE_SUFFIXES', 'METADATA', 'Problem', 'BadInputError', 'TextSource',
+           'TxtFile', 'JsonlFile', 'ArrowFolder', 'text_sources', 'Corpus', 'check_corpus', 'corpus_vocab',
+           'PreparedText', 'prepare_text', 'TokenWindows', 'ImageCorpus', 'check_image_folder', 'load_image',
+           'PreparedImages', 'prepare_images']
 
 # %% ../nbs/16_sources.ipynb #3448123b
 @dataclass(frozen=True)
@@ -330,3 +332,133 @@ class TokenWindows(Dataset):
         if self._mm is None: self._mm = np.memmap(self.path, dtype=self.dtype, mode='r', shape=(self.n_tokens,))
         w = self.seq_len - 1
         return format_lm(self.vocab, torch.from_numpy(self._mm[i * w:(i + 1) * w].astype(np.int64)))
+
+# %% ../nbs/16_sources.ipynb #a2ed326d
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff')
+METADATA = 'metadata.jsonl'
+
+@dataclass
+class ImageCorpus:
+    "Checked image-caption records of one folder: the (file, caption) pairs kept and the problems left out."
+    folder: Path
+    files: list
+    texts: list
+    problems: list
+    def fingerprint(self) -> dict:
+        return dict(sources=TextSource(self.folder).fingerprint(), skipped=[str(p) for p in self.problems])
+
+def _open_image(path: Path, image_size: int):
+    "Fully decode one image: (PIL image, None), or (None, what is wrong)."
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.copy()
+    except Exception as e: return None, f"Pillow cannot read it ({type(e).__name__}: {str(e)[:120]})"
+    if min(im.size) < image_size: return None, f"is {im.size[0]}x{im.size[1]}, smaller than image_size {image_size}"
+    return im, None
+
+def _metadata(folder: Path, field: str) -> tuple[list, list]:
+    "(records (line, file_name, caption), problems) of `folder/metadata.jsonl`."
+    path = folder/METADATA
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: an image folder needs a metadata.jsonl with one "
+                                '{"file_name": ..., "text": ...} line per image')
+    recs, problems, seen = [], [], {}
+    with open(path, 'rb') as f:
+        for line, raw in enumerate(f, 1):
+            if not raw.strip(): continue
+            try: rec = json.loads(raw.decode('utf-8'))
+            except UnicodeDecodeError as e: err = _utf8_error(e, raw)
+            except json.JSONDecodeError as e: err = f"not valid JSON ({e.msg} at character {e.pos + 1})"
+            else:
+                bad = [k for k in ('file_name', field) if not isinstance(rec, dict) or not isinstance(rec.get(k), str)]
+                name = None if bad else rec['file_name']
+                if bad: err = f"needs string fields 'file_name' and {field!r}; missing or not a string: {bad}"
+                elif name in seen: err = f"{name!r} is already described on line {seen[name]}"
+                else:
+                    seen[name] = line
+                    recs.append((line, name, rec[field]))
+                    continue
+            problems.append(Problem(str(path), line, err))
+    return recs, problems
+
+# %% ../nbs/16_sources.ipynb #629d4a0c
+def check_image_folder(folder, image_size: int, field: str = 'text', skip_bad: bool = False, progress: bool = False) -> ImageCorpus:
+    "Read `folder/metadata.jsonl` and decode every image it names; raise `BadInputError` listing all problems unless `skip_bad`."
+    folder = Path(folder)
+    if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder")
+    recs, problems = _metadata(folder, field)
+    files, texts, listed = [], [], set()
+    for line, name, text in tqdm(recs, desc='checking images', disable=not progress):
+        p = folder/name
+        listed.add(p.resolve())
+        if not p.is_file(): err = f"{name!r}: no such file in {folder}"
+        else: err = _open_image(p, image_size)[1]
+        if err is None:
+            files.append(p)
+            texts.append(text)
+        else: problems.append(Problem(str(folder/METADATA), line, err if err.startswith(repr(name)) else f"{name!r} {err}"))
+    unlisted = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed)
+    problems += [Problem(str(p), None, f"no line of {METADATA} describes this image") for p in unlisted]
+    if problems and not skip_bad:
+        raise BadInputError(problems, what=str(folder), hint='fix these, or pass --skip-bad to leave them out (the list is written to the run folder)')
+    if not files: raise ValueError(f"{folder}: no usable image" + (f" ({len(problems)} bad record(s) left out)" if problems else ''))
+    return ImageCorpus(folder, files, texts, problems)
+
+# %% ../nbs/16_sources.ipynb #9fa61922
+def load_image(im, image_size: int, channels: int) -> np.ndarray:
+    "A PIL image -> uint8 (C, S, S): short side resized to S (Lanczos), centre-cropped; C = 1 (grayscale) or 3 (RGB)."
+    from PIL import Image
+    if channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
+        rgba = im.convert('RGBA')
+        im = Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba)
+    im = im.convert('L' if channels == 1 else 'RGB')
+    w, h = im.size
+    s = image_size / min(w, h)
+    im = im.resize((max(image_size, round(w * s)), max(image_size, round(h * s))), Image.Resampling.LANCZOS)
+    left, top = (im.size[0] - image_size) // 2, (im.size[1] - image_size) // 2
+    a = np.asarray(im.crop((left, top, left + image_size, top + image_size)))
+    return a[None] if channels == 1 else a.transpose(2, 0, 1)
+
+@dataclass
+class PreparedImages:
+    "Prepared images: `pixels()` uint8 (N, C, S, S) memory-mapped, `texts`, and `val` (bool per image)."
+    dir: Path
+    meta: dict
+    def pixels(self) -> np.memmap:
+        m = self.meta
+        return np.memmap(self.dir/'images.u8', dtype=np.uint8, mode='r', shape=(m['n'], m['channels'], m['image_size'], m['image_size']))
+    @property
+    def texts(self) -> list: return self.meta['texts']
+    @property
+    def val(self) -> np.ndarray: return np.array(self.meta['val'], dtype=bool)
+
+def prepare_images(corpus: ImageCorpus, out, image_size: int, channels: int, val_every: int = 20,
+                   progress: bool = True) -> PreparedImages:
+    "Resize every image of `corpus` once into `out/images.u8` + `out/images.json` (reused when nothing changed)."
+    out = Path(out)
+    key = dict(version=PREPARED_VERSION, corpus=corpus.fingerprint(), image_size=image_size, channels=channels, val_every=val_every)
+    if (out/'images.json').exists():
+        meta = json.loads((out/'images.json').read_text())
+        if meta.get('key') == json.loads(json.dumps(key)) and (out/'images.u8').exists(): return PreparedImages(out, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(corpus.files)
+    mm = np.lib.format.open_memmap(out/'.images.tmp.npy', mode='w+', dtype=np.uint8, shape=(n, channels, image_size, image_size))
+    for i, f in enumerate(tqdm(corpus.files, desc='resizing images', disable=not progress)):
+        im, err = _open_image(f, image_size)
+        if err: raise ValueError(f"{f} {err} (it changed since it was checked)")
+        mm[i] = load_image(im, image_size, channels)
+    mm.flush()
+    del mm
+    raw = np.load(out/'.images.tmp.npy', mmap_mode='r')
+    raw.tofile(out/'.images.u8.tmp')                                   # the bare array: memory-mapped by shape from images.json
+    del raw
+    (out/'.images.tmp.npy').unlink()
+    os.replace(out/'.images.u8.tmp', out/'images.u8')
+    val = [bool(val_every) and i % val_every == val_every - 1 for i in range(n)]
+    meta = dict(key=key, n=n, image_size=image_size, channels=channels, texts=corpus.texts, val=val,
+                files=[str(f.relative_to(corpus.folder)) for f in corpus.files], skipped=len(corpus.problems))
+    atomic_write_text(out/'images.json', json.dumps(meta))
+    return PreparedImages(out, meta)

@@ -156,3 +156,70 @@ def test_help_documents_every_option():
         for f in dataclasses.fields(cls):
             if f.name not in DERIVED.get(name, {}): assert f"--{name}.{f.name.replace('_', '-')}" in r.stdout, f.name
     for flag in ('--text', '--out', '--preset', '--attention', '--minutes', '--config', '--no-resume', '--skip-bad'): assert flag in r.stdout
+
+
+# ----------------------------------------------------------------------------------------------- image-caption folders
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+    "An imagefolder as users have them: mixed sizes, modes and formats, in a sub-folder too, with metadata.jsonl."
+    import numpy as np
+    from PIL import Image
+    from mmdiff.data import digits, digit_caption
+    d = tmp_path_factory.mktemp('images')
+    (d/'more').mkdir()
+    imgs, labels = digits('train')
+    lines = []
+    for i in range(120):
+        a = np.kron(imgs[i].numpy(), np.ones((3, 3), np.uint8))                        # 24 x 24 gray
+        name = [f'{i}.png', f'more/{i}.jpg', f'{i}.bmp'][i % 3]
+        im = Image.fromarray(a) if i % 3 != 1 else Image.fromarray(np.stack([a, a, a // 2], -1)).resize((30, 24))  # RGB, not square
+        im.save(d/name)
+        lines.append(json.dumps({'file_name': name, 'text': digit_caption(int(labels[i]))}) + '\n')
+    (d/'metadata.jsonl').write_text(''.join(lines))
+    return d
+
+
+IMG_TINY = ['--image-size', '16', '--image.tok-steps', '20', '--image.n-samples', '4', '--image.sample-steps', '4', '--model.d-model', '32',
+            '--model.n-layer', '2', '--model.n-head', '2', '--train.batch-size', '8', '--train.warmup-steps', '2', '--train.eval-every', '6',
+            '--no-progress']
+
+
+def test_train_image_folder_then_load_generate_and_caption(image_folder, tmp_path):
+    out = tmp_path/'run'
+    r = ok(sh('mmdiff', 'train', '--images', image_folder, '--out', out, '--train.max-steps', 6, *IMG_TINY))
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res['images_train'] == 114 and res['images_val'] == 6 and res['pixel_reader'] is True and res['tokenizer_psnr'] > 0
+    assert (out/'samples'/'step-0000006.png').stat().st_size > 1000
+    assert len((out/'samples'/'step-0000006.txt').read_text().splitlines()) == 1 + 4
+    assert set(json.loads((out/'imagetok.json').read_text())) >= {'psnr', 'usage'}
+    pipe = MMDiff.from_pretrained(out, device='cpu')
+    assert pipe.cfg.image_size == 16 and pipe.cfg.channels == 1
+    assert pipe.generate_image(['a handwritten digit 3', 'a 5'], steps=4, seed=0).shape == (2, 16, 16)
+    import numpy as np
+    assert len(pipe.caption(np.zeros((3, 40, 40), np.uint8), steps=4)) == 3
+    r = ok(sh('mmdiff', 'train', '--images', image_folder, '--out', out, '--train.max-steps', 8, *IMG_TINY))   # resumes
+    assert 'resuming from' in r.stderr + r.stdout and [m['step'] for m in metrics(out)][-2:] == [7, 8]
+
+
+def test_bad_image_folder_stops_the_run_with_its_list(image_folder, tmp_path):
+    d = tmp_path/'imgs'
+    shutil.copytree(image_folder, d)
+    (d/'0.png').write_bytes(b'not an image')
+    from PIL import Image
+    Image.new('L', (10, 10)).save(d/'tiny.png')
+    Image.new('L', (20, 20)).save(d/'stray.png')
+    with open(d/'metadata.jsonl', 'a') as f:
+        f.write('{"file_name": "tiny.png", "text": "small"}\n{"file_name": "gone.png", "text": "x"}\n{"file_name": "3.png"}\n')
+    r = sh('mmdiff', 'train', '--images', d, '--out', tmp_path/'run', '--train.max-steps', 2, *IMG_TINY)
+    assert r.returncode == 2, r.stderr
+    for s in ('5 bad record(s)', "metadata.jsonl:1: '0.png' Pillow cannot read it", "'tiny.png' is 10x10, smaller than image_size 16",
+              "'gone.png': no such file", "metadata.jsonl:123: needs string fields 'file_name' and 'text'",
+              'stray.png: no line of metadata.jsonl describes this image'):
+        assert s in r.stderr, (s, r.stderr)
+    assert not (tmp_path/'run'/'imagetok').exists()
+    r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2', '--attention', 'block:4', *IMG_TINY)
+    assert r.returncode == 2 and 'image runs train full attention for now' in r.stderr
+    r = sh('mmdiff', 'train', '--images', image_folder, '--text', 'x.txt', '--out', tmp_path/'run3')
+    assert r.returncode == 2 and 'give --text or --images, not both' in r.stderr
+    r = sh('mmdiff', 'train', '--images', tmp_path, '--out', tmp_path/'run4')
+    assert r.returncode == 2 and 'metadata.jsonl does not exist' in r.stderr

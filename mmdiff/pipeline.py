@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pipeline.ipynb #a735d88c
 from __future__ import annotations
-import json, math, time
+import json, math, operator, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -27,8 +27,8 @@ from .multimodal import generate_image_codes, caption_codes, init_code_embedding
 from .evaluate import train_digit_classifier, diversity, caption_accuracy
 
 # %% auto #0
-__all__ = ['PIPELINE_VERSION', 'PipelineConfig', 'to_model_images', 'MMDiff', 'DigitsRecipe', 'digit_captions', 'train_digits',
-           'evaluate_digits', 'sweep', 'evaluate_t2i', 'sample_grid']
+__all__ = ['PIPELINE_VERSION', 'PipelineConfig', 'to_model_images', 'MMDiff', 'check_sampling', 'DigitsRecipe', 'digit_captions',
+           'train_digits', 'evaluate_digits', 'sweep', 'evaluate_t2i', 'sample_grid']
 
 # %% ../nbs/12_pipeline.ipynb #781bbba9
 PIPELINE_VERSION = 1
@@ -47,18 +47,67 @@ class PipelineConfig(Config):
         attention_mode(self.attention)   # a clear error for an unknown mode
 
 # %% ../nbs/12_pipeline.ipynb #f13bd283
-def to_model_images(images, size: int, channels: int) -> torch.Tensor:
-    "uint8 image(s) of any size -> uint8 (N, C, size, size) for the tokenizer."
-    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-    if x.dtype != torch.uint8: raise ValueError(f"images must be uint8 arrays (0..255), got dtype {x.dtype}")
-    if x.dim() == 2 or (x.dim() == 3 and x.shape[-1] in (3, 4)): x = x[None]              # one image (H,W) or (H,W,C)
-    if x.dim() == 3: x = x[..., None]                                                       # (N, H, W, 1)
-    if x.dim() != 4 or x.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"images must have shape (H,W), (H,W,C), (N,H,W) or (N,H,W,C) with C in 1, 3, 4; got {tuple(x.shape)}")
+def _as_uint8(x, what: str) -> torch.Tensor:
+    "An array-like (numpy, torch, PIL image, nested lists) -> its uint8 tensor; a clear error for any other dtype."
+    if isinstance(x, torch.Tensor):
+        dtype = str(x.dtype).removeprefix('torch.')
+        t = x
+    else:
+        a = np.asarray(x)
+        dtype = str(a.dtype)
+        t = None
+        if a.dtype == np.uint8:
+            t = torch.from_numpy(np.require(a, requirements='CW'))           # flipped or read-only arrays: a copy
+    if dtype != 'uint8':
+        hint = ''
+        if 'float' in dtype:
+            hint = ': scale floats in [0, 1] with (x * 255).round().clip(0, 255).astype(np.uint8)'
+        raise ValueError(f"{what} must be uint8 arrays (0..255), got dtype {dtype}{hint}")
+    return t
+
+def _resize(x: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    "uint8 (N, H, W, C), C in 1, 3, 4 -> uint8 (N, channels, size, size): alpha dropped, channels averaged or repeated."
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"images must be at least 1x1 pixels, got {tuple(x.shape[1:3])}")
     x = rearrange(x[..., :3].float(), 'n h w c -> n c h w')
-    if x.shape[1] != channels: x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
-    if tuple(x.shape[-2:]) != (size, size): x = F.interpolate(x, size=(size, size), mode='area' if x.shape[-1] >= size else 'bilinear')
+    if x.shape[1] != channels:
+        x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode='area' if x.shape[-1] >= size else 'bilinear')
     return x.round().clamp(0, 255).to(torch.uint8)
+
+def _one_image(x, i: int, n: int) -> torch.Tensor:
+    "Item `i` of a list of `n` images: uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> (1, H, W, C)."
+    t = _as_uint8(x, f"image {i} of {n}")
+    if t.dim() == 2:
+        t = t[..., None]
+    if t.dim() != 3 or t.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image {i} of {n} must have shape (H,W) or (H,W,C) with C in 1, 3, 4 "
+                         f"(a list holds single images); got {tuple(t.shape)}")
+    return t[None]
+
+def to_model_images(images, size: int, channels: int) -> torch.Tensor:
+    """uint8 image(s) of any size -> uint8 (N, C, size, size) for the tokenizer, C = `channels`.
+    `images`: one image (H,W), (H,W,C); a batch (N,H,W), (N,H,W,C) with C in 1, 3, 4; or a list / tuple of single images
+    of any sizes and channel counts, each resized on its own."""
+    if isinstance(images, np.ndarray) and images.dtype == object:
+        images = list(images)                                                    # np.array of ragged images
+    if isinstance(images, (list, tuple)):
+        if not images: raise ValueError("no images given: pass at least one uint8 image")
+        ims = [_one_image(x, i, len(images)) for i, x in enumerate(images)]       # each (1, H, W, C)
+        if len({(tuple(t.shape), t.device) for t in ims}) == 1:
+            return _resize(torch.cat(ims), size, channels)                       # one size: resize them together
+        return torch.cat([_resize(t, size, channels).cpu() for t in ims])
+    x = _as_uint8(images, 'images')
+    if x.dim() == 2 or (x.dim() == 3 and x.shape[-1] in (1, 3, 4)):
+        x = x[None]                                                              # one image (H,W) or (H,W,C)
+    if x.dim() == 3:
+        x = x[..., None]                                                         # (N, H, W, 1)
+    if x.dim() != 4 or x.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"images must have shape (H,W), (H,W,C), (N,H,W) or (N,H,W,C) with C in 1, 3, 4, "
+                         f"or be a list of single images; got {tuple(x.shape)}")
+    if len(x) == 0: raise ValueError("no images given: the batch of images is empty")
+    return _resize(x, size, channels)
 
 # %% ../nbs/12_pipeline.ipynb #7811ca9f
 class MMDiff:
@@ -112,13 +161,42 @@ class MMDiff:
 def _generator(seed, device):
     return None if seed is None else torch.Generator(device=device).manual_seed(seed)
 
+def _finite(v) -> float | None:
+    "`v` as a float if it is a finite real number, else None."
+    if isinstance(v, (bool, str)): return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+def check_sampling(steps, cfg_scale=None, temperature=1.0, default_cfg: float = 1.0) -> float:
+    """Clear errors for image-sampling arguments: `steps` an integer >= 1, `cfg_scale` (None = `default_cfg`, the
+    pipeline's default) and `temperature` finite numbers >= 0. Returns the guidance scale to use."""
+    try:
+        ok = not isinstance(steps, bool) and operator.index(steps) >= 1
+    except TypeError:
+        ok = False
+    if not ok: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    scale, name = (default_cfg, 'the pipeline\'s default_cfg') if cfg_scale is None else (cfg_scale, 'cfg_scale')
+    f = _finite(scale)
+    if f is None or f < 0:
+        raise ValueError(f"{name} (the guidance scale) must be a finite number >= 0 (0 = no guidance), got {scale!r}")
+    t = _finite(temperature)
+    if t is None or t < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    return f
+
 def _generate_image(self, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None, temperature: float = 1.0,
                     seed: int | None = None, n_blocks: int = 1) -> np.ndarray:
     "Images for `prompts`: uint8 (N, H, W) (grayscale) or (N, H, W, 3). `n_blocks` > 1: block-wise, bands of rows one after the other."
+    n_tokens = self.n_tokens                                                   # a clear error for a text-only pipeline
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    codes = generate_image_codes(self.model, self.vocab, prompts, self.n_tokens, self.cfg.seq_len, steps=steps,
-                                 cfg_scale=self.cfg.default_cfg if cfg_scale is None else cfg_scale, temperature=temperature,
-                                 generator=_generator(seed, self.device), n_blocks=n_blocks)
+    if not prompts: raise ValueError("no prompts given: pass at least one prompt")
+    scale = check_sampling(steps, cfg_scale, temperature, default_cfg=self.cfg.default_cfg)
+    codes = generate_image_codes(self.model, self.vocab, prompts, n_tokens, self.cfg.seq_len, steps=steps,
+                                 cfg_scale=scale, temperature=temperature, generator=_generator(seed, self.device),
+                                 n_blocks=n_blocks)
     return self.decode_codes(codes)
 
 def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
@@ -128,18 +206,20 @@ def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
     return as_hwc(tok.decode(rearrange(codes, 'n (h w) -> n h w', h=h, w=w))).cpu().numpy()
 
 def _model_images(self, images) -> torch.Tensor:
-    "uint8 images of any size -> uint8 (N, C, H, W) at the tokenizer's size, on the model's device."
+    "uint8 images of any size (a batch or a list of mixed sizes) -> uint8 (N, C, H, W): the tokenizer's size, device."
     self.needs_images('reading images')
     return to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)
 
 def _encode_images(self, images, resized: bool = False) -> torch.Tensor:
-    "uint8 images of any size -> codes (N, n_tokens); `resized`: `images` are already `_model_images` output."
+    "uint8 images of any size (a batch or a list of mixed sizes) -> codes (N, n_tokens); `resized`: already resized."
     self.needs_images('encoding images')
     x = images if resized else _model_images(self, images)
     return rearrange(self.needs_images('encoding images').encode(x), 'n h w -> n (h w)')
 
 def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
-    "A caption per uint8 image (any size; resized inside). A model with a pixel reader also reads the (resized) pixels."
+    """A caption per uint8 image: a batch array or a list of images of any sizes and channel counts (resized inside).
+    A model with a pixel reader also reads the (resized) pixels."""
+    self.needs_images('captioning')
     x = _model_images(self, images)                                                             # (N, C, H, W) uint8
     pixels = x if getattr(self.model, 'reader', None) is not None else None
     return caption_codes(self.model, self.vocab, self.encode_images(x, resized=True), self.cfg.seq_len, steps=steps, question=self.cfg.question, pixels=pixels, **gen_kw)
@@ -147,10 +227,12 @@ def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
 def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
              temperature: float = 1.0, seed: int | None = None) -> np.ndarray:
     """Regenerate the region of `images` where `keep` (bool, (N, H, W) pixels at the tokenizer's size, or (N, h, w) tokens)
-    is False, under `prompts`; image tokens whose pixels are all kept stay as they are."""
+    is False, under `prompts` (one, or one per image); image tokens whose pixels are all kept stay as they are.
+    `images` as in `caption`: a batch array or a list of any sizes (resized inside)."""
+    h, w = self.needs_images('inpainting').grid
+    scale = check_sampling(steps, cfg_scale, temperature, default_cfg=self.cfg.default_cfg)
     codes = self.encode_images(images)
     keep = torch.as_tensor(np.asarray(keep), dtype=torch.bool, device=self.device)
-    h, w = self.tokenizer.grid
     if keep.dim() == 2: keep = keep[None]
     if tuple(keep.shape[1:]) == (self.cfg.image_size,) * 2:                      # pixels -> tokens: all pixels kept
         keep = rearrange(keep, 'n (h a) (w b) -> n h w (a b)', h=h, w=w).all(-1)
@@ -158,9 +240,11 @@ def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_
         raise ValueError(f"keep must be a bool mask of shape (N, {self.cfg.image_size}, {self.cfg.image_size}) pixels or (N, {h}, {w}) tokens "
                          f"for N={len(codes)} images, got {tuple(keep.shape)}")
     prompts = [prompts] * len(codes) if isinstance(prompts, str) else list(prompts)
+    if len(prompts) != len(codes):
+        raise ValueError(f"{len(prompts)} prompts for {len(codes)} images: give one prompt (a string) or one per image")
     out = generate_image_codes(self.model, self.vocab, prompts, self.n_tokens, self.cfg.seq_len, steps=steps,
-                               cfg_scale=self.cfg.default_cfg if cfg_scale is None else cfg_scale, temperature=temperature,
-                               generator=_generator(seed, self.device), init_codes=codes, keep=rearrange(keep, 'n h w -> n (h w)'))
+                               cfg_scale=scale, temperature=temperature, generator=_generator(seed, self.device),
+                               init_codes=codes, keep=rearrange(keep, 'n h w -> n (h w)'))
     return self.decode_codes(out)
 
 def _generate_text(self, prompt: str, gen_length: int | None = None, steps: int | None = None, block_length: int | None = None,

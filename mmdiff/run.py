@@ -4,13 +4,13 @@
 
 # %% ../nbs/17_run.ipynb #11307ced
 from __future__ import annotations
-import argparse, dataclasses, json, sys, time, typing
+import argparse, dataclasses, json, os, sys, time, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from .core import Config, seed_everything, field_comments, atomic_write_text, _parse_bool
+from .core import Config, seed_everything, field_comments, atomic_write_text, _parse_bool, cpu_threads
 from .vocab import Vocab, train_vocab
 from . import imagetok
 from .imagetok import VQConfig, train_tokenizer
@@ -23,11 +23,11 @@ from .train import Trainer, TrainConfig, latest_checkpoint
 from .sources import (check_corpus, corpus_vocab, prepare_text, Corpus, PreparedText, check_image_folder, prepare_images,
                             PreparedImages)
 from .pipeline import MMDiff, PipelineConfig
+from .cli import image_grid
 
 # %% auto #0
 __all__ = ['PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'ImageConfig', 'read_config_file',
-           'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command', 'main', 'image_grid',
-           'train_images']
+           'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command', 'main', 'train_images']
 
 # %% ../nbs/17_run.ipynb #054b3789
 @dataclass
@@ -86,6 +86,7 @@ class ImageConfig(Config):
     down: int = 4                   # image side / code-grid side of the tokenizer (a power of 2)
     n_codes: int = 64               # image tokenizer codebook size
     tok_hidden: int = 32            # image tokenizer conv width
+    tok_patch_local: bool = True    # the tokenizer codes each down x down patch on its own: ~30x cheaper to train at 28 px
     tok_steps: int = 1000           # image tokenizer training steps
     n_text: int = 1024              # caption BPE size (stops early on a small caption set)
     max_caption_tokens: int = 64    # longest caption allowed (BPE tokens); longer ones are listed as an error
@@ -227,6 +228,10 @@ def parse(argv=None) -> tuple[Run, argparse.Namespace]:
     return run, a
 
 # %% ../nbs/17_run.ipynb #cc53c6ce
+def _threads(tcfg: TrainConfig):
+    "On a CPU, use the cores that are free right now (a busy core makes small models much slower); OMP_NUM_THREADS wins."
+    if (tcfg.cpu or not torch.cuda.is_available()) and 'OMP_NUM_THREADS' not in os.environ: cpu_threads()
+
 def objective_for(mode, vocab: Vocab):
     "The training objective that matches an attention mode."
     if isinstance(mode, BlockDiff): return BlockDiffusion(vocab.mask_id, mode.block_size)
@@ -279,6 +284,7 @@ def train_text(run: Run, progress: bool = True) -> dict:
     if isinstance(mode, BlockDiff) and run.data.seq_len % mode.block_size:
         raise ValueError(f"attention block:{mode.block_size} needs data.seq_len to be a multiple of {mode.block_size}, got {run.data.seq_len}")
     tcfg = run.train.replace(out_dir=str(out), progress=run.train.progress and progress)
+    _threads(tcfg)
     if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
     acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
                       log_with='tensorboard', project_dir=str(out))
@@ -322,31 +328,15 @@ def main(argv=None) -> int:
         return 2
     return 0
 
-# %% ../nbs/17_run.ipynb #5ead369e
-def image_grid(images: np.ndarray, titles: list[str], path, per_row: int = 8):
-    "Save uint8 images (N, H, W[, 3]) with a title over each as one PNG."
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    n = len(images)
-    rows = max(1, -(-n // per_row))
-    fig, axs = plt.subplots(rows, per_row, figsize=(per_row * 1.3, rows * 1.5), squeeze=False)
-    for k, ax in enumerate(axs.flat):
-        ax.axis('off')
-        if k < n:
-            ax.imshow(images[k], cmap='gray' if images[k].ndim == 2 else None, vmin=0, vmax=255)
-            ax.set_title(titles[k][:22], fontsize=6)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-
 # %% ../nbs/17_run.ipynb #5ca9594e
 def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, out: Path, seed: int, device, progress: bool):
     "Train (or reuse) the image tokenizer on the training images; held-out PSNR and codebook usage in OUT/imagetok.json."
-    key = dict(images=prep.meta['key'], down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden, steps=im.tok_steps, seed=seed)
+    key = dict(images=prep.meta['key'], down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden, steps=im.tok_steps, seed=seed,
+               patch_local=im.tok_patch_local)
     kf = out/'data'/'imagetok_key.json'
     if kf.exists() and (out/'imagetok').exists() and json.loads(kf.read_text()) == json.loads(json.dumps(key)): return
-    cfg = VQConfig(image_size=im.image_size, channels=im.channels, down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden)
+    cfg = VQConfig(image_size=im.image_size, channels=im.channels, down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden,
+                   patch_local=im.tok_patch_local)
     t0 = time.perf_counter()
     tok, _ = train_tokenizer(pixels[~val], cfg, steps=im.tok_steps, seed=seed, progress=progress, device=device)
     held = pixels[val] if val.any() else pixels[:256]
@@ -372,9 +362,11 @@ def _image_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab:
     "A sample grid for held-out captions and captions of held-out images, into OUT/samples/step-N.png / .txt."
     out = Path(trainer.cfg.out_dir)/'samples'
     pipe = MMDiff(trainer.raw_model, vocab, tok, pipe_cfg)
+    rows = held['texts'][:max(1, im.n_samples // 4)]                          # 4 images for each of a few held-out captions
+    gen = pipe.generate_image([p for p in rows for _ in range(4)], steps=im.sample_steps, seed=0)
+    out.mkdir(parents=True, exist_ok=True)
+    image_grid(gen, rows, 4, out/f"step-{rec['step']:07d}.png")
     prompts, images = held['texts'][:im.n_samples], held['images'][:im.n_samples]
-    gen = pipe.generate_image(prompts, steps=im.sample_steps, seed=0)
-    image_grid(gen, prompts, out/f"step-{rec['step']:07d}.png")
     caps = pipe.caption(images, steps=im.sample_steps)
     lines = [f"step {rec['step']}, held-out loss {rec.get('val_loss', float('nan')):.4f}\n"]
     lines += [f"{f}: {c!r}   (true: {t!r})\n" for f, c, t in zip(held['files'], caps, prompts)]
@@ -389,6 +381,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
         raise ValueError(f"attention {run.run.attention!r}: image runs train full attention for now (block-wise text+image models "
                          "are not built yet); leave --attention at full")
     tcfg = run.train.replace(out_dir=str(out), progress=run.train.progress and progress)
+    _threads(tcfg)
     if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
     acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
                       log_with='tensorboard', project_dir=str(out))

@@ -201,3 +201,14 @@ def test_patch_local_codes_are_a_function_of_the_patch(tmp_path):
     assert torch.equal(cx[..., 1:, :], cy[..., 1:, :]) and torch.equal(cx[..., 0, 1:], cy[..., 0, 1:])
     save(tok, tmp_path / 'tok'); tok2 = load(tmp_path / 'tok')
     assert tok2.cfg.patch_local and torch.equal(tok2.encode(x), cx)
+
+
+def test_digit_tokenizer_quality_on_held_out_digits():
+    "The quality check the 02_imagetok notebook shows (its full run is a slow cell): 300 steps of the default VQ-VAE on the"
+    " 1,500 training digits give > 20 dB PSNR on the 297 held-out digits with more than half the codebook in use"
+    " (measured: 22.1 dB, 100 % usage; 800 steps: 24.4 dB). A tokenizer that stops learning fails here."
+    from mmdiff.data import digits, as_chw
+    tr, _ = digits('train'); te, _ = digits('test')
+    tok, hist = train_tokenizer(as_chw(tr), VQConfig(), steps=300, seed=0, progress=False)
+    r = recon_metrics(tok, as_chw(te))
+    assert r['psnr'] > 20.0 and r['usage'] > 50, r

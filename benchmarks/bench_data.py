@@ -379,12 +379,11 @@ def markdown(res: dict) -> str:
         if len(rows) > 1:
             targets.append(f"Where the peak comes from: checking, the BPE and tokenizing stay at {prep(rows[0]) / 2**20:.0f} - "
                            f"{prep(rows[-1]) / 2**20:.0f} MB (sampled) whatever the corpus size; the peak is in the training phase "
-                           "(torch, the model, the DataLoader, evaluation, samples), and what grows there matches the cached "
-                           "per-epoch permutation: `torch.randperm` draws int64 and keeps an int32 copy, about 12 bytes per window at "
-                           f"its peak ({win[0]:,} windows -> {12 * win[0] / 2**20:.0f} MB, {win[-1]:,} -> {12 * win[-1] / 2**20:.0f} MB, "
-                           f"a difference of {12 * (win[-1] - win[0]) / 2**20:.0f} MB). So memory grows with the corpus by about 12 bytes per window "
-                           f"({12 / (L_ - 1):.3f} byte per token at seq_len {L_}): about "
-                           f"{12 / (L_ - 1) * rows[-1]['n_train'] / rows[-1]['n_bytes'] * 10e9 / 2**30:.2f} GB more for a 10 GB corpus of this text.")
+                           "(torch, the model, the DataLoader, evaluation, samples), and what grows there is the cached "
+                           "per-epoch permutation (`mmdiff.train.epoch_permutation`): "
+                           f"{(peaks[-1] - peaks[0]) / max(1, win[-1] - win[0]):.1f} bytes of peak per extra window here "
+                           f"({win[0]:,} -> {win[-1]:,} windows); the permutation is int32, 4 bytes per window (runs before "
+                           "2026-12-01 drew it as int64 first: about 12 bytes).")
     b = res['batch_indices']
     L += ['## 3. Batch indices', '',
           '| n | batch | first batch of an epoch (draws the permutation, ms) | each later batch, cached permutation (ms) | `torch.randperm(n)` per batch, old (ms) | speed-up per batch |',

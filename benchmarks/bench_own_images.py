@@ -147,12 +147,13 @@ def main(argv=None):
     runs = [('pixel reader on', [])] + ([] if a.no_reader_run else [('pixel reader off', ['--image.reader', 'false'])])
     rows = []
     for name, flags in runs:
-        res, wall = train_run(work / 'digits', work / name.replace(' ', '_'), a.minutes, flags + a.extra.split())
+        res, wall = train_run(work / 'digits', work / name.replace(' ', '_'), a.minutes, flags + ['--seed', str(a.seed)] + a.extra.split())
         j = judge(work / name.replace(' ', '_'), clf, test, a.n_per_digit, a.n_caption, a.steps, a.cfg_scale, a.seed,
                   TRAIN_TEMPLATES[:1] if a.captions == 'one' else TRAIN_TEMPLATES)
         rows.append(dict(run=name, wall_s=wall, **res, **{k: v for k, v in j.items() if k != 'images'}))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != 'example_captions'}), flush=True)
         from mmdiff.cli import image_grid
+        Path(a.out_dir).mkdir(parents=True, exist_ok=True)
         image_grid(j['images'], [f'{name}: one image per prompted digit, 0 to 9'], 10, Path(a.out_dir) / f"own_images_{name.replace(' ', '_')}.png")
     L = ["# `mmdiff train --images` on real handwritten digits", "",
          f"Command: `{command_line(argv)}`", "",

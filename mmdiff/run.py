@@ -232,6 +232,27 @@ def _threads(tcfg: TrainConfig):
     "On a CPU, use the cores that are free right now (a busy core makes small models much slower); OMP_NUM_THREADS wins."
     if (tcfg.cpu or not torch.cuda.is_available()) and 'OMP_NUM_THREADS' not in os.environ: cpu_threads()
 
+def _accelerator(run: Run, progress: bool) -> tuple[TrainConfig, Accelerator]:
+    "The run's TrainConfig (out_dir, progress, the minutes budget) and its Accelerator (TensorBoard logs in OUT)."
+    tcfg = run.train.replace(out_dir=run.run.out, progress=run.train.progress and progress)
+    _threads(tcfg)
+    if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
+    acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
+                      log_with='tensorboard', project_dir=run.run.out)
+    return tcfg, acc
+
+def _fit_and_save(trainer: Trainer, run: Run, pipe: MMDiff, on_step, hparams: dict) -> dict:
+    "Log the hyper-parameters, train (resuming if asked), save `pipe` (its model is the trainer's) into OUT; the common summary."
+    acc = trainer.acc
+    acc.init_trackers('logs', config={k: v for k, v in hparams.items() if isinstance(v, (int, float, str, bool))})
+    if run.run.resume and (ck := latest_checkpoint(run.run.out)) is not None: acc.print(f"resuming from {ck}")
+    hist = trainer.fit(resume=run.run.resume, callback=on_step)
+    if acc.is_main_process: pipe.save_pretrained(run.run.out)
+    acc.wait_for_everyone()
+    acc.end_training()
+    return dict(step=trainer.step, loss=hist[-1]['loss'] if hist else None,
+                val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None), params=trainer.raw_model.num_params())
+
 def objective_for(mode, vocab: Vocab):
     "The training objective that matches an attention mode."
     if isinstance(mode, BlockDiff): return BlockDiffusion(vocab.mask_id, mode.block_size)
@@ -283,11 +304,7 @@ def train_text(run: Run, progress: bool = True) -> dict:
     mode = attention_mode(run.run.attention)
     if isinstance(mode, BlockDiff) and run.data.seq_len % mode.block_size:
         raise ValueError(f"attention block:{mode.block_size} needs data.seq_len to be a multiple of {mode.block_size}, got {run.data.seq_len}")
-    tcfg = run.train.replace(out_dir=str(out), progress=run.train.progress and progress)
-    _threads(tcfg)
-    if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
-    acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
-                      log_with='tensorboard', project_dir=str(out))
+    tcfg, acc = _accelerator(run, progress)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         _prepare(run, out, tcfg.progress)
@@ -298,20 +315,12 @@ def train_text(run: Run, progress: bool = True) -> dict:
     val_ds = prep.windows('val', run.data.seq_len, vocab) if prep.meta['n_val'] >= run.data.seq_len - 1 else None
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=run.data.seq_len))
     trainer = Trainer(Denoiser(mcfg, mode), objective_for(mode, vocab), train_ds, tcfg, val_ds, accelerator=acc)
-    acc.init_trackers('logs', config={k: v for k, v in {**run.run.to_dict(), **run.model, **tcfg.to_dict()}.items()
-                                      if isinstance(v, (int, float, str, bool))})
-    pipe_cfg = PipelineConfig(seq_len=run.data.seq_len, image_size=0, attention=run.run.attention)
+    pipe = MMDiff(trainer.raw_model, vocab, None, PipelineConfig(seq_len=run.data.seq_len, image_size=0, attention=run.run.attention))
     def on_step(tr, rec):
         if 'val_loss' in rec and acc.is_main_process and val_ds is not None and run.data.n_samples:
-            _write_samples(tr, rec, pipe_cfg, vocab, val_ds, run)
-    if run.run.resume and (ck := latest_checkpoint(out)) is not None: acc.print(f"resuming from {ck}")
-    hist = trainer.fit(resume=run.run.resume, callback=on_step)
-    if acc.is_main_process: MMDiff(trainer.raw_model, vocab, None, pipe_cfg).save_pretrained(out)
-    acc.wait_for_everyone()
-    acc.end_training()
-    last = hist[-1] if hist else {}
-    return dict(step=trainer.step, loss=last.get('loss'), val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None),
-                params=trainer.raw_model.num_params(), tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
+            _write_samples(tr, rec, pipe.cfg, vocab, val_ds, run)
+    res = _fit_and_save(trainer, run, pipe, on_step, {**run.run.to_dict(), **run.model, **tcfg.to_dict()})
+    return dict(res, tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
 
 def train_command(argv=None) -> dict:
     "Parse `mmdiff train`'s arguments, train, print the final metrics as one JSON line and return them."
@@ -347,7 +356,7 @@ def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, o
 def _caption_vocab(texts: list, im: ImageConfig, n_codes: int, val: np.ndarray) -> tuple[Vocab, int]:
     "BPE on the training captions; (vocab, longest caption in tokens); captions over the limit are an error that lists them."
     train_caps = [t for t, v in zip(texts, val) if not v]
-    vocab = train_vocab(train_caps * 2, n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
+    vocab = train_vocab(train_caps, n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
     lens = [len(vocab.encode(t)) for t in texts]
     long = [f"  caption {i} ({n} tokens): {texts[i][:60]!r}" for i, n in enumerate(lens) if n > im.max_caption_tokens]
     if long:
@@ -377,11 +386,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
     if run.run.attention != 'full':
         raise ValueError(f"attention {run.run.attention!r}: image runs train full attention for now (block-wise text+image models "
                          "are not built yet); leave --attention at full")
-    tcfg = run.train.replace(out_dir=str(out), progress=run.train.progress and progress)
-    _threads(tcfg)
-    if run.run.minutes: tcfg = tcfg.replace(budget_s=run.run.minutes * 60, time_limit_s=run.run.minutes * 66)
-    acc = Accelerator(mixed_precision=tcfg.mixed_precision, gradient_accumulation_steps=tcfg.grad_accum, cpu=tcfg.cpu,
-                      log_with='tensorboard', project_dir=str(out))
+    tcfg, acc = _accelerator(run, progress)
     t_start = time.perf_counter()
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -395,12 +400,12 @@ def train_images(run: Run, progress: bool = True) -> dict:
     if acc.is_main_process: _tokenizer(prep, pixels, val, im, out, run.run.seed, acc.device, tcfg.progress)
     acc.wait_for_everyone()
     tok = imagetok.load(out/'imagetok', device=acc.device)
-    codes = encode_images(tok, as_hwc(pixels).to(acc.device)).cpu()                             # (N, h*w): encoded once
+    hwc = as_hwc(pixels)                                                                        # (N, S, S[, 3]) uint8
+    codes = encode_images(tok, hwc.to(acc.device)).cpu()                                        # (N, h*w): encoded once
     vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
     L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
     tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
     texts = np.array(prep.texts, dtype=object)
-    hwc = as_hwc(pixels)
     t2i = T2IDataset(vocab, codes[tr], list(texts[tr]), L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed)
     cap_px, cap_codes, cap_txt = hwc[tr], codes[tr], list(texts[tr])
     if im.caption_aug:
@@ -424,20 +429,13 @@ def train_images(run: Run, progress: bool = True) -> dict:
     obj = MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, im.mmu_weight))
     if run.run.minutes: tcfg = tcfg.replace(budget_s=max(30.0, run.run.minutes * 60 - (time.perf_counter() - t_start)))
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
-    acc.init_trackers('logs', config={k: v for k, v in {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()}.items()
-                                      if isinstance(v, (int, float, str, bool))})
     pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg)
     held = dict(texts=list(texts[va]), images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
     def on_step(tr_, rec):
         if 'val_loss' in rec and acc.is_main_process and len(va) and im.n_samples:
             _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
-    if run.run.resume and (ck := latest_checkpoint(out)) is not None: acc.print(f"resuming from {ck}")
-    hist = trainer.fit(resume=run.run.resume, callback=on_step)
-    if acc.is_main_process: MMDiff(trainer.raw_model, vocab, tok, pipe_cfg).save_pretrained(out)
-    acc.wait_for_everyone()
-    acc.end_training()
+    res = _fit_and_save(trainer, run, MMDiff(trainer.raw_model, vocab, tok, pipe_cfg), on_step,
+                        {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()})
     tm = json.loads((out/'imagetok.json').read_text())
-    last = hist[-1] if hist else {}
-    return dict(step=trainer.step, loss=last.get('loss'), val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None),
-                params=trainer.raw_model.num_params(), images_train=len(tr), images_val=len(va), seq_len=L,
+    return dict(res, images_train=len(tr), images_val=len(va), seq_len=L,
                 tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'], pixel_reader=im.reader, seconds=time.perf_counter() - t_start)

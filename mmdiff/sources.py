@@ -22,9 +22,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 # %% auto #0
 __all__ = ['PIECE', 'KINDS', 'PREPARED_VERSION', 'IMAGE_SUFFIXES', 'METADATA', 'Problem', 'BadInputError', 'TextSource',
-           'TxtFile', 'JsonlFile', 'ArrowFolder', 'text_sources', 'Corpus', 'check_corpus', 'corpus_vocab',
-           'PreparedText', 'prepare_text', 'TokenWindows', 'ImageCorpus', 'check_image_folder', 'load_image',
-           'PreparedImages', 'prepare_images']
+           'TxtFile', 'json_lines', 'JsonlFile', 'ArrowFolder', 'text_sources', 'Corpus', 'check_corpus',
+           'corpus_vocab', 'PreparedText', 'prepare_text', 'TokenWindows', 'ImageCorpus', 'check_image_folder',
+           'load_image', 'PreparedImages', 'prepare_images']
 
 # %% ../nbs/16_sources.ipynb #3448123b
 @dataclass(frozen=True)
@@ -100,23 +100,28 @@ class TxtFile(TextSource):
         yield self._decoded(skip)
 
 # %% ../nbs/16_sources.ipynb #57ecb4d6
+def json_lines(path, skip=frozenset()) -> Iterator[tuple[int, object, str | None]]:
+    "(line number, parsed value or None, what is wrong or None) for each non-blank line of a JSON Lines file."
+    with open(path, 'rb') as f:
+        for line, raw in enumerate(f, 1):
+            if line in skip or not raw.strip(): continue
+            try: yield line, json.loads(raw.decode('utf-8')), None
+            except UnicodeDecodeError as e: yield line, None, _utf8_error(e, raw)
+            except json.JSONDecodeError as e: yield line, None, f"not valid JSON ({e.msg} at character {e.pos + 1})"
+
 class JsonlFile(TextSource):
     "JSON Lines: each non-blank line an object whose `field` (default `text`) is one document."
     def _records(self, field, skip=frozenset(), problems=None) -> Iterator[str]:
-        with open(self.path, 'rb') as f:
-            for line, raw in enumerate(f, 1):
-                if line in skip or not raw.strip(): continue
-                try: rec = json.loads(raw.decode('utf-8'))
-                except UnicodeDecodeError as e: err = _utf8_error(e, raw)
-                except json.JSONDecodeError as e: err = f"not valid JSON ({e.msg} at character {e.pos + 1})"
+        for line, rec, err in json_lines(self.path, skip):
+            if err is None:
+                if not isinstance(rec, dict): err = f"a JSON {type(rec).__name__}, not an object with a {field!r} field"
+                elif field not in rec: err = f"no {field!r} field (fields: {sorted(rec)[:8]})"
+                elif not isinstance(rec[field], str): err = f"{field!r} is {type(rec[field]).__name__}, not a string"
                 else:
-                    if not isinstance(rec, dict): err = f"a JSON {type(rec).__name__}, not an object with a {field!r} field"
-                    elif field not in rec: err = f"no {field!r} field (fields: {sorted(rec)[:8]})"
-                    elif not isinstance(rec[field], str): err = f"{field!r} is {type(rec[field]).__name__}, not a string"
-                    else:
-                        yield rec[field]; continue
-                if problems is None: raise ValueError(f"{self.path}:{line}: {err}")
-                problems.append(Problem(str(self.path), line, err))
+                    yield rec[field]
+                    continue
+            if problems is None: raise ValueError(f"{self.path}:{line}: {err}")
+            problems.append(Problem(str(self.path), line, err))
     def check(self, field='text'):
         problems, n, size = [], 0, 0
         for s in self._records(field, problems=problems):
@@ -381,22 +386,16 @@ def _metadata(folder: Path, field: str) -> tuple[list, list]:
         raise FileNotFoundError(f"{path} does not exist: an image folder needs a metadata.jsonl with one "
                                 '{"file_name": ..., "text": ...} line per image')
     recs, problems, seen = [], [], {}
-    with open(path, 'rb') as f:
-        for line, raw in enumerate(f, 1):
-            if not raw.strip(): continue
-            try: rec = json.loads(raw.decode('utf-8'))
-            except UnicodeDecodeError as e: err = _utf8_error(e, raw)
-            except json.JSONDecodeError as e: err = f"not valid JSON ({e.msg} at character {e.pos + 1})"
+    for line, rec, err in json_lines(path):
+        if err is None:
+            bad = [k for k in ('file_name', field) if not isinstance(rec, dict) or not isinstance(rec.get(k), str)]
+            if bad: err = f"needs string fields 'file_name' and {field!r}; missing or not a string: {bad}"
+            elif rec['file_name'] in seen: err = f"{rec['file_name']!r} is already described on line {seen[rec['file_name']]}"
             else:
-                bad = [k for k in ('file_name', field) if not isinstance(rec, dict) or not isinstance(rec.get(k), str)]
-                name = None if bad else rec['file_name']
-                if bad: err = f"needs string fields 'file_name' and {field!r}; missing or not a string: {bad}"
-                elif name in seen: err = f"{name!r} is already described on line {seen[name]}"
-                else:
-                    seen[name] = line
-                    recs.append((line, name, rec[field]))
-                    continue
-            problems.append(Problem(str(path), line, err))
+                seen[rec['file_name']] = line
+                recs.append((line, rec['file_name'], rec[field]))
+                continue
+        problems.append(Problem(str(path), line, err))
     return recs, problems
 
 # %% ../nbs/16_sources.ipynb #629d4a0c
@@ -461,18 +460,14 @@ def prepare_images(corpus: ImageCorpus, out, image_size: int, channels: int, val
         if meta.get('key') == json.loads(json.dumps(key)) and (out/'images.u8').exists(): return PreparedImages(out, meta)
     out.mkdir(parents=True, exist_ok=True)
     n = len(corpus.files)
-    mm = np.lib.format.open_memmap(out/'.images.tmp.npy', mode='w+', dtype=np.uint8, shape=(n, channels, image_size, image_size))
+    mm = np.memmap(out/'.images.u8.tmp', dtype=np.uint8, mode='w+', shape=(max(n, 1), channels, image_size, image_size))
     for i, f in enumerate(tqdm(corpus.files, desc='resizing images', disable=not progress)):
         im, err = _open_image(f, image_size)
         if err: raise ValueError(f"{f} {err} (it changed since it was checked)")
         mm[i] = load_image(im, image_size, channels)
     mm.flush()
     del mm
-    raw = np.load(out/'.images.tmp.npy', mmap_mode='r')
-    raw.tofile(out/'.images.u8.tmp')                                   # the bare array: memory-mapped by shape from images.json
-    del raw
-    (out/'.images.tmp.npy').unlink()
-    os.replace(out/'.images.u8.tmp', out/'images.u8')
+    os.replace(out/'.images.u8.tmp', out/'images.u8')               # the bare array: memory-mapped by shape from images.json
     val = [bool(val_every) and i % val_every == val_every - 1 for i in range(n)]
     meta = dict(key=key, n=n, image_size=image_size, channels=channels, texts=corpus.texts, val=val,
                 files=[str(f.relative_to(corpus.folder)) for f in corpus.files], skipped=len(corpus.problems))

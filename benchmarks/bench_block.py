@@ -23,7 +23,8 @@ from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff
 from mmdiff.loss import MaskedDiffusion, Autoregressive
 from mmdiff.block import BlockDiffusion, block_nelbo, generate_block
 from mmdiff.sample import generate, generate_ar
-from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data
+from mmdiff.train import Trainer, TrainConfig
+from mmdiff.recipes import TextDataConfig, build_text_data
 from mmdiff.data import LMDataset, TaskDataset, Reversal, shakespeare
 from mmdiff.evaluate import nelbo, ar_nll
 

@@ -26,7 +26,7 @@ from mmdiff.core import atomic_write_text
 from mmdiff.data import digits, encode_images, as_chw
 from mmdiff.imagetok import VQConfig, train_tokenizer, recon_metrics
 from mmdiff.multimodal import codebook_vectors
-from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
+from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import train_digit_classifier, caption_accuracy
 
 HERE = Path(__file__).resolve().parent

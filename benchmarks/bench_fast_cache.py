@@ -33,7 +33,7 @@ from mmdiff.core import seed_everything, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.sample import generate, PrefixCache, DualCache
-from mmdiff.train import TextDataConfig, build_text_data
+from mmdiff.recipes import TextDataConfig, build_text_data
 from mmdiff.data import Task, TaskDataset, Reversal
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,8 @@ from common import machine_info, command_line, apply_profile
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.data import digits
 from mmdiff.evaluate import train_digit_classifier
-from mmdiff.pipeline import MMDiff, DigitsRecipe, train_digits, evaluate_digits, sweep, sample_grid
+from mmdiff.pipeline import MMDiff
+from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_digits, sweep, sample_grid
 
 HERE = Path(__file__).resolve().parent
 FULL = dict(minutes=9.0, d_model=128, n_layer=4, batch_size=32, tok_steps=800, n_per_digit=20, steps_grid='2,4,8,16', cfg_grid='0,0.5,1,2,3',

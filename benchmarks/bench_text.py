@@ -22,7 +22,8 @@ from common import sync, machine_info, command_line, apply_profile, seen_prompts
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, Causal
 from mmdiff.loss import MaskedDiffusion, Autoregressive
-from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data, collate
+from mmdiff.train import Trainer, TrainConfig, collate
+from mmdiff.recipes import TextDataConfig, build_text_data
 from mmdiff.data import LMDataset, TaskDataset, Reversal, shakespeare
 from mmdiff.evaluate import nelbo, ar_nll, task_accuracy
 from mmdiff.train import steps_for_budget

@@ -25,7 +25,8 @@ from mmdiff.model import Denoiser, ModelConfig, BlockDiff
 from mmdiff.loss import MaskedDiffusion
 from mmdiff.block import BlockDiffusion, generate_block
 from mmdiff.sample import generate
-from mmdiff.train import Trainer, TrainConfig, TextDataConfig, build_text_data
+from mmdiff.train import Trainer, TrainConfig
+from mmdiff.recipes import TextDataConfig, build_text_data
 from mmdiff.data import TaskDataset, Reversal
 
 HERE = Path(__file__).resolve().parent

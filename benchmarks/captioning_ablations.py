@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Captioning ablations on the digits (issue #3, "captioning >= 95 % on the held-out digits"): one training run per call.
 
-The run is `mmdiff.pipeline.train_digits` at a fixed number of steps, with one or more departures from the demo's recipe
+The run is `mmdiff.recipes.train_digits` at a fixed number of steps, with one or more departures from the demo's recipe
 (`DigitsRecipe` fields, except --freeze):
 
     --dropout P      dropout P in the denoiser (attention output and MLP; `DigitsRecipe.dropout`)
@@ -32,7 +32,7 @@ import torch
 
 from common import jsonl_run_or_table
 from mmdiff.data import digits
-from mmdiff.pipeline import DigitsRecipe, train_digits, evaluate_t2i
+from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_t2i
 from mmdiff.evaluate import caption_accuracy, train_digit_classifier
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +42,7 @@ DEFAULTS = dict(reader=False, reader_hidden=64)                         # knobs 
 
 def run(a) -> dict:
     "`train_digits` at `a.steps` steps with the requested departures from the demo's recipe; captioning (and t2i) accuracy."
-    import mmdiff.pipeline as P
+    import mmdiff.run as P                                     # train_digits runs mmdiff.run.train_images
     recipe = DigitsRecipe(steps=a.steps, seed=a.seed, t2i_weight=a.t2i, mmu_weight=a.mmu_weight, caption_aug=a.naug, dropout=a.dropout,
                           reader=a.reader, reader_hidden=a.reader_hidden)
     init = P.init_code_embeddings

@@ -11,7 +11,7 @@ import torch
 from .core import seed_everything, get_device, cpu_threads
 from .model import Denoiser, ModelConfig
 from .loss import MaskedDiffusion
-from .train import Trainer, TrainConfig, TextDataConfig, build_text_data, save_model, steps_for_budget
+from .train import Trainer, TrainConfig, save_model, steps_for_budget
 from .sample import generate
 from .evaluate import nelbo, task_accuracy
 
@@ -28,6 +28,7 @@ class _NoEOS(torch.nn.Module):
 def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: int = 128, n_layer: int = 4, n_head: int = 4,
          batch_size: int = 64, seq_len: int = 17, lr: float = 3e-3, seed: int = 0, device: str | None = None, progress: bool = True) -> dict:
     "Train a text masked-diffusion model on Shakespeare + reversal + addition, save it to `out`, print samples and metrics."
+    from mmdiff.recipes import TextDataConfig, build_text_data, TASKS
     t_start = time.perf_counter(); seed_everything(seed)
     dev = get_device(device)
     if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
@@ -57,7 +58,6 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
         print(f"  --- prompt {text!r}\n  " + vocab.decode(x[0, 1:], skip_special=True).replace('\n', '\n  '))
     print("[4/4] metrics on held-out data")
     from mmdiff.data import TaskDataset
-    from mmdiff.train import TASKS
     res = dict(steps=len(hist), train_loss=hist[-1]['loss'], val_loss=hist[-1].get('val_loss'), tok_per_s=hist[-1]['tok_per_s'])
     for task in [TASKS[t](dcfg) for t in dcfg.tasks.split(',')]:
         ds = TaskDataset(vocab, task, seq_len, 200, seed=seed + 10_000)   # seeds never used in training
@@ -74,12 +74,12 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     return res
 
 # %% ../nbs/13_cli.ipynb #9d66696a
-OVERHEAD_S = 60.0   # seconds of the images demo that are not denoiser training (tokenizer 20, step timing 5, evaluation 20, margin)
+OVERHEAD_S = 60.0   # seconds of the images demo that are not denoiser training (data 5, tokenizer 20, evaluation 20, margin)
 
 def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_model: int = 128, n_layer: int = 4,
                 batch_size: int = 32, seed: int = 0, device: str | None = None, progress: bool = True, tok_steps: int = 800) -> dict:
     "Train the unified text+image model on digits, save it to `out`, write samples.png and print metrics."
-    from mmdiff.pipeline import train_digits, DigitsRecipe, evaluate_digits, sample_grid
+    from mmdiff.recipes import train_digits, DigitsRecipe, evaluate_digits, sample_grid
     t_start = time.perf_counter(); dev = get_device(device)
     if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
     print("[1/3] training the image tokenizer and the unified denoiser on the digits' train split (indices < 1500)")
@@ -87,7 +87,8 @@ def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_m
                           batch_size=batch_size, seed=seed, tok_steps=tok_steps)
     budget = 0.0 if steps else max(20.0, minutes * 60 - OVERHEAD_S)
     pipe = train_digits(out, recipe, budget_s=budget, device=dev, progress=progress)
-    print(f"      {len(pipe.history)} steps, final loss {pipe.history[-1]['loss']:.3f}; pipeline saved to {out}/")
+    print(f"      {len(pipe.history)} steps, final loss {pipe.history[-1]['loss']:.3f}; pipeline saved to {out}/ "
+          f"(the same run: mmdiff train --config {out}/recipe.json)")
     print("[2/3] sampling: every digit prompted 10 times (16 MaskGIT steps), captions of the 297 held-out digits")
     r = evaluate_digits(pipe, n_per_digit=10, steps=16, seed=seed)
     sample_grid(r['images'], r['labels'], Path(out)/'samples.png', title='mmdiff: text-to-image on digits (row = prompted digit)')

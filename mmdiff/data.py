@@ -359,7 +359,8 @@ def encode_images(tokenizer, images: torch.Tensor, batch_size: int = 256) -> tor
     return torch.cat([rearrange(tokenizer.encode(x[i: i + batch_size]), 'b h w -> b (h w)') for i in range(0, len(x), batch_size)])
 
 class _ImageCaptionDataset(Dataset):
-    "Shared parts: `codes` (N, n_tok), `captions` (one per image, or `(j, rng) -> str`), `n` items of `seq_len`."
+    """Shared parts: `codes` (N, n_tok), `captions`, `n` items of `seq_len`. `captions` holds one entry per image — a string, or a
+    list of strings (several captions of one image: each item draws one) — or is a function `(j, rng) -> str`."""
     def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0):
         codes = torch.as_tensor(codes)
         if codes.dim() != 2: raise ValueError(f"codes must have shape (N, n_tok), got {tuple(codes.shape)}; flatten (N,h,w) row-major")
@@ -373,7 +374,9 @@ class _ImageCaptionDataset(Dataset):
     def caption(self, i: int, rng: random.Random | None = None) -> str:
         "The caption item `i` shows (before condition dropout)."
         j, rng = self.image_index(i), rng or self._rng(i)
-        return self.captions(j, rng) if callable(self.captions) else self.captions[j]
+        if callable(self.captions): return self.captions(j, rng)
+        c = self.captions[j]
+        return c if isinstance(c, str) else rng.choice(c)
     def _check(self, i):
         if not 0 <= i < self.n: raise IndexError(i)
 

@@ -82,7 +82,7 @@ class ImageConfig(Config):
     image_size: int = 28            # H = W: short side resized to this, then centre-cropped
     channels: int = 1               # 1 = grayscale, 3 = RGB
     field: str = 'text'             # the metadata.jsonl field holding the caption
-    val_every: int = 20             # every val_every-th image is held out (sample grids, captions, held-out loss)
+    val_every: int = 20             # every val_every-th image is held out (sample grids, captions, held-out loss); 0 = none
     down: int = 4                   # image side / code-grid side of the tokenizer (a power of 2)
     n_codes: int = 64               # image tokenizer codebook size
     tok_hidden: int = 32            # image tokenizer conv width
@@ -90,6 +90,7 @@ class ImageConfig(Config):
     tok_steps: int = 1000           # image tokenizer training steps
     n_text: int = 1024              # caption BPE size (stops early on a small caption set)
     max_caption_tokens: int = 64    # longest caption allowed (BPE tokens); longer ones are listed as an error
+    caption_all: bool = False       # an image with several captions: captioning learns all of them (default: the first)
     t2i_weight: float = 0.5         # share of text-to-image items in the mix (the rest are captioning items)
     mmu_weight: float = 2.0         # loss weight of captioning items (text-to-image items weigh 1)
     cond_drop: float = 0.1          # caption dropout for classifier-free guidance
@@ -102,6 +103,7 @@ class ImageConfig(Config):
     sample_steps: int = 16          # denoising steps of the sample grids and captions
     def __post_init__(self):
         if self.channels not in (1, 3): raise ValueError(f"image.channels must be 1 or 3, got {self.channels}")
+        if self.val_every < 0 or self.val_every == 1: raise ValueError(f"image.val_every must be 0 (none) or >= 2, got {self.val_every}")
         d = self.down
         if self.image_size < 4 or d < 1 or d & (d - 1) or self.image_size % d:
             raise ValueError(f"image.down must be a power of 2 dividing image.image_size={self.image_size}, got {d}")
@@ -241,11 +243,27 @@ def _accelerator(run: Run, progress: bool) -> tuple[TrainConfig, Accelerator]:
                       log_with='tensorboard', project_dir=run.run.out)
     return tcfg, acc
 
+def _set_aside(out: Path) -> Path | None:
+    """A fresh run in a folder holding an earlier run: move its checkpoints, `latest`, `metrics.jsonl` and samples into
+    OUT/previous-N/ (nothing is lost, and a later resume cannot pick up the earlier run's checkpoint)."""
+    old = [p for p in [*out.glob('checkpoint-*'), *out.glob('.checkpoint-*')] + [out/n for n in ('latest', 'metrics.jsonl', 'samples')]
+           if p.exists()]
+    if not old: return None
+    n = 1 + max((int(p.name[9:]) for p in out.glob('previous-*') if p.name[9:].isdigit()), default=0)
+    dest = out/f'previous-{n}'
+    dest.mkdir()
+    for p in old: os.replace(p, dest/p.name)
+    return dest
+
 def _fit_and_save(trainer: Trainer, run: Run, pipe: MMDiff, on_step, hparams: dict) -> dict:
     "Log the hyper-parameters, train (resuming if asked), save `pipe` (its model is the trainer's) into OUT; the common summary."
     acc = trainer.acc
     acc.init_trackers('logs', config={k: v for k, v in hparams.items() if isinstance(v, (int, float, str, bool))})
-    if run.run.resume and (ck := latest_checkpoint(run.run.out)) is not None: acc.print(f"resuming from {ck}")
+    ck = latest_checkpoint(run.run.out) if run.run.resume else None
+    if ck is not None: acc.print(f"resuming from {ck}")
+    elif acc.is_main_process and (dest := _set_aside(Path(run.run.out))) is not None:
+        acc.print(f"a fresh run: the earlier run's checkpoints and metrics were moved to {dest}")
+    acc.wait_for_everyone()
     hist = trainer.fit(resume=run.run.resume, callback=on_step)
     if acc.is_main_process: pipe.save_pretrained(run.run.out)
     acc.wait_for_everyone()
@@ -345,20 +363,25 @@ def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, o
                    patch_local=im.tok_patch_local)
     t0 = time.perf_counter()
     tok, _ = train_tokenizer(pixels[~val], cfg, steps=im.tok_steps, seed=seed, progress=progress, device=device)
-    held = pixels[val] if val.any() else pixels[:256]
+    held = pixels[val] if val.any() else pixels[:256]                          # no held-out images: first training images
     m = imagetok.recon_metrics(tok, held.to(device))
-    m.update(seconds=time.perf_counter() - t0, held_out_images=len(held))
+    m.update(seconds=time.perf_counter() - t0, held_out=bool(val.any()), images_measured=len(held))
     imagetok.save(tok, out/'imagetok')
     atomic_write_text(out/'imagetok.json', json.dumps(m, indent=1))
     atomic_write_text(kf, json.dumps(key))
-    print(f"image tokenizer: {m['seconds']:.0f} s, held-out PSNR {m['psnr']:.1f} dB, codebook usage {m['usage']:.0f}%", file=sys.stderr)
+    on = 'held-out' if m['held_out'] else 'training-image'
+    print(f"image tokenizer: {m['seconds']:.0f} s, {on} PSNR {m['psnr']:.1f} dB, codebook usage {m['usage']:.0f}%", file=sys.stderr)
+
+def _all_captions(texts: list) -> list[tuple[int, str]]:
+    "(image index, caption) for every caption of every image (an image's `text` is a string or a list of strings)."
+    return [(i, c) for i, t in enumerate(texts) for c in ([t] if isinstance(t, str) else t)]
 
 def _caption_vocab(texts: list, im: ImageConfig, n_codes: int, val: np.ndarray) -> tuple[Vocab, int]:
     "BPE on the training captions; (vocab, longest caption in tokens); captions over the limit are an error that lists them."
-    train_caps = [t for t, v in zip(texts, val) if not v]
-    vocab = train_vocab(train_caps, n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
-    lens = [len(vocab.encode(t)) for t in texts]
-    long = [f"  caption {i} ({n} tokens): {texts[i][:60]!r}" for i, n in enumerate(lens) if n > im.max_caption_tokens]
+    caps = _all_captions(texts)
+    vocab = train_vocab([c for i, c in caps if not val[i]], n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
+    lens = [len(vocab.encode(c)) for _, c in caps]
+    long = [f"  image {i} ({n} tokens): {c[:60]!r}" for (i, c), n in zip(caps, lens) if n > im.max_caption_tokens]
     if long:
         raise ValueError(f"{len(long)} caption(s) longer than image.max_caption_tokens={im.max_caption_tokens}:\n" + '\n'.join(long[:20]))
     return vocab, max(lens)
@@ -405,9 +428,11 @@ def train_images(run: Run, progress: bool = True) -> dict:
     vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
     L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
     tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
-    texts = np.array(prep.texts, dtype=object)
-    t2i = T2IDataset(vocab, codes[tr], list(texts[tr]), L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed)
-    cap_px, cap_codes, cap_txt = hwc[tr], codes[tr], list(texts[tr])
+    texts = prep.texts                                                          # per image: a string or a list of strings
+    t2i = T2IDataset(vocab, codes[tr], [texts[i] for i in tr.tolist()], L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed)
+    first = [t if isinstance(t, str) else t[0] for t in texts]                  # captioning learns an image's first caption...
+    cap_txt = [texts[i] for i in tr.tolist()] if im.caption_all else [first[i] for i in tr.tolist()]  # ...or draws any of them
+    cap_px, cap_codes = hwc[tr], codes[tr]
     if im.caption_aug:
         warped = random_affine(hwc[tr], im.caption_aug, seed=run.run.seed)
         cap_px = torch.cat([cap_px, warped])
@@ -417,8 +442,8 @@ def train_images(run: Run, progress: bool = True) -> dict:
     train_ds = MixedDataset([t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight], 10_000_000, seed=run.run.seed)
     val_ds = None
     if len(va):
-        vt = T2IDataset(vocab, codes[va], list(texts[va]), L, 4 * len(va), cond_drop=0.0, seed=7)
-        vm = MMUDataset(vocab, codes[va], list(texts[va]), L, 4 * len(va), seed=8, pixels=hwc[va] if im.reader else None)
+        vt = T2IDataset(vocab, codes[va], [texts[i] for i in va.tolist()], L, 4 * len(va), cond_drop=0.0, seed=7)
+        vm = MMUDataset(vocab, codes[va], [first[i] for i in va.tolist()], L, 4 * len(va), seed=8, pixels=hwc[va] if im.reader else None)
         val_ds = MixedDataset([vt, vm], [0.5, 0.5], 8 * len(va), seed=9)
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L, reader_channels=im.channels if im.reader else 0,
                                       reader_down=im.down, reader_hidden=im.reader_hidden))
@@ -430,12 +455,12 @@ def train_images(run: Run, progress: bool = True) -> dict:
     if run.run.minutes: tcfg = tcfg.replace(budget_s=max(30.0, run.run.minutes * 60 - (time.perf_counter() - t_start)))
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
     pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg)
-    held = dict(texts=list(texts[va]), images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
+    held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
     def on_step(tr_, rec):
         if 'val_loss' in rec and acc.is_main_process and len(va) and im.n_samples:
             _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
     res = _fit_and_save(trainer, run, MMDiff(trainer.raw_model, vocab, tok, pipe_cfg), on_step,
                         {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()})
     tm = json.loads((out/'imagetok.json').read_text())
-    return dict(res, images_train=len(tr), images_val=len(va), seq_len=L,
-                tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'], pixel_reader=im.reader, seconds=time.perf_counter() - t_start)
+    return dict(res, images_train=len(tr), images_val=len(va), seq_len=L, tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'],
+                tokenizer_held_out=tm.get('held_out', True), pixel_reader=im.reader, seconds=time.perf_counter() - t_start)

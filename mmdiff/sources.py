@@ -379,6 +379,11 @@ def _open_image(path: Path, image_size: int):
     if min(im.size) < image_size: return None, f"is {im.size[0]}x{im.size[1]}, smaller than image_size {image_size}"
     return im, None
 
+def _caption_ok(v, several: bool) -> bool:
+    "A string, or (for the caption field) a non-empty list of strings."
+    if isinstance(v, str): return True
+    return several and isinstance(v, list) and len(v) > 0 and all(isinstance(s, str) for s in v)
+
 def _metadata(folder: Path, field: str) -> tuple[list, list]:
     "(records (line, file_name, caption), problems) of `folder/metadata.jsonl`."
     path = folder/METADATA
@@ -388,8 +393,9 @@ def _metadata(folder: Path, field: str) -> tuple[list, list]:
     recs, problems, seen = [], [], {}
     for line, rec, err in json_lines(path):
         if err is None:
-            bad = [k for k in ('file_name', field) if not isinstance(rec, dict) or not isinstance(rec.get(k), str)]
-            if bad: err = f"needs string fields 'file_name' and {field!r}; missing or not a string: {bad}"
+            bad = [k for k in ('file_name', field) if not isinstance(rec, dict) or not _caption_ok(rec.get(k), k == field)]
+            if bad: err = (f"needs a string 'file_name' and {field!r} (a string or a non-empty list of strings); "
+                           f"missing or not so: {bad}")
             elif rec['file_name'] in seen: err = f"{rec['file_name']!r} is already described on line {seen[rec['file_name']]}"
             else:
                 seen[rec['file_name']] = line

@@ -19,9 +19,9 @@ from .model import Denoiser, ModelConfig
 from .loss import Objective
 
 # %% auto #0
-__all__ = ['CHECKPOINT_VERSION', 'TASKS', 'TrainConfig', 'lr_factor', 'epoch_permutation', 'batch_indices', 'noise_seed',
-           'collate', 'MicroBatches', 'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model',
-           'Trainer', 'latest_checkpoint', 'TextDataConfig', 'build_text_data', 'main']
+__all__ = ['CHECKPOINT_VERSION', 'TrainConfig', 'lr_factor', 'epoch_permutation', 'batch_indices', 'noise_seed', 'collate',
+           'MicroBatches', 'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model', 'Trainer',
+           'latest_checkpoint', 'main']
 
 # %% ../nbs/08_train.ipynb #5c3b4b14
 @dataclass
@@ -338,48 +338,6 @@ def _load_checkpoint(self, dir):
     self._batches = None                                  # the data order restarts at the restored micro-batch
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = _save_checkpoint, _load_checkpoint
-
-# %% ../nbs/08_train.ipynb #e8205961
-@dataclass
-class TextDataConfig(Config):
-    n_text: int = 1024              # BPE text tokens
-    seq_len: int = 64               # training sequence length L
-    tasks: str = 'reversal,addition'  # procedural tasks mixed in (comma separated; '' = none)
-    lm_fraction: float = 0.5        # share of Shakespeare windows among training sequences
-    n_train: int = 200_000          # training sequences (drawn on the fly from the seed)
-    n_val: int = 512                # validation sequences (held-out plays + held-out task seeds)
-    reversal_alphabet: str = 'abcdefghijklmnopqrstuvwxyz'  # symbols of the reversal task
-    reversal_min_len: int = 3       # shortest string to reverse
-    reversal_max_len: int = 6       # longest string to reverse
-    addition_digits: int = 2        # operands of the addition task have up to this many digits
-
-def _reversal(d):
-    from mmdiff.data import Reversal
-    return Reversal(d.reversal_min_len, d.reversal_max_len, d.reversal_alphabet)
-
-def _addition(d):
-    from mmdiff.data import Addition
-    return Addition(d.addition_digits)
-
-TASKS = {'reversal': _reversal, 'addition': _addition}  # task name -> (TextDataConfig -> Task)
-
-def build_text_data(dcfg: TextDataConfig, seed: int = 0, vocab=None):
-    "Train (or take) a vocab and build (vocab, train_ds, val_ds) for the text model."
-    from torch.utils.data import ConcatDataset
-    from mmdiff.data import shakespeare, LMDataset, TaskDataset
-    from mmdiff.vocab import train_vocab
-    names = [t for t in dcfg.tasks.split(',') if t]
-    unknown = [t for t in names if t not in TASKS]
-    if unknown: raise ValueError(f"unknown task(s) {unknown}; known: {sorted(TASKS)}")
-    tasks = [TASKS[t](dcfg) for t in names]
-    train_txt, val_txt = list(shakespeare('train').values()), list(shakespeare('val').values())
-    if vocab is None: vocab = train_vocab(train_txt + [e for t in tasks for e in t.examples(2000)], dcfg.n_text)
-    n_lm = round(dcfg.n_train * dcfg.lm_fraction) if tasks else dcfg.n_train
-    parts = [LMDataset(vocab, train_txt, dcfg.seq_len, n_lm, seed)] if n_lm else []
-    if tasks and dcfg.n_train - n_lm: parts.append(TaskDataset(vocab, tasks, dcfg.seq_len, dcfg.n_train - n_lm, seed))
-    vparts = [LMDataset(vocab, val_txt, dcfg.seq_len, dcfg.n_val, seed + 1)]
-    if tasks: vparts.append(TaskDataset(vocab, tasks, dcfg.seq_len, dcfg.n_val, seed + 10_000))
-    return vocab, ConcatDataset(parts), ConcatDataset(vparts)
 
 # %% ../nbs/08_train.ipynb #68b13cb4
 def main(argv=None) -> int:

@@ -7,7 +7,8 @@ from mmdiff.data import Reversal, format_sft
 from mmdiff.schedule import sample_t
 from mmdiff.model import Denoiser, ModelConfig
 from mmdiff.sample import generate
-from mmdiff.train import TrainConfig, TextDataConfig, build_text_data, save_model, load_model, load_weights
+from mmdiff.train import TrainConfig, save_model, load_model, load_weights
+from mmdiff.recipes import TextDataConfig, build_text_data
 
 V, MAX_LEN = 12, 16
 MASK = V - 1

@@ -264,6 +264,6 @@ def test_steps_for_budget_no_time(vocab, model):
         steps_for_budget(model, MaskedDiffusion(vocab.mask_id), [], 8, seconds=0)
 
 def test_train_digits_without_steps_or_budget(tmp_path):
-    from mmdiff.pipeline import train_digits, DigitsRecipe
+    from mmdiff.recipes import train_digits, DigitsRecipe
     with pytest.raises(ValueError, match=r"DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps"):
         train_digits(tmp_path, DigitsRecipe(steps=0))

@@ -18,16 +18,18 @@ from .data import T2IDataset, MMUDataset, MixedDataset, image_seq_len, encode_im
 from .multimodal import init_code_embeddings
 from .model import Denoiser, ModelConfig, attention_mode, attention_spec, BlockDiff, Causal, Full
 from .loss import MaskedDiffusion, Autoregressive
+from .schedule import Linear, Cosine, LogLinear
 from .block import BlockDiffusion
 from .train import Trainer, TrainConfig, latest_checkpoint
 from .sources import (check_corpus, corpus_vocab, prepare_text, Corpus, PreparedText, check_image_folder, prepare_images,
-                            PreparedImages)
+                            PreparedImages, check_pairs, prepare_pairs, PairCorpus, PreparedPairs)
 from .pipeline import MMDiff, PipelineConfig
 from .cli import image_grid
 
 # %% auto #0
-__all__ = ['PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'ImageConfig', 'read_config_file',
-           'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command', 'main', 'train_images']
+__all__ = ['SCHEDULES', 'PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'ImageConfig',
+           'read_config_file', 'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command',
+           'main', 'train_images']
 
 # %% ../nbs/17_run.ipynb #054b3789
 @dataclass
@@ -37,15 +39,21 @@ class TextConfig(Config):
     tokenizer: str = ''             # an existing tokenizer.json (or a folder holding one) instead of training a BPE
     tokenizer_sample_mb: float = 64.0  # megabytes of the corpus the BPE is trained on (streamed from the start)
     field: str = 'text'             # the JSONL field / saved-dataset column holding the text
+    prompt_field: str = 'prompt'    # the field of an --sft JSONL line holding the prompt
+    response_field: str = 'response'  # the field of an --sft JSONL line holding the response
+    sft_weight: float = 0.5         # share of prompt/response items in the mix when a run has both --text and --sft data
     val_every: int = 20             # every val_every-th chunk of 1024 tokens is held out for the NELBO (0 = none)
     n_samples: int = 4              # samples written to the run folder at each evaluation
     prompt_tokens: int = 8          # held-out tokens each sample starts from
     def __post_init__(self):
         if self.seq_len < 4: raise ValueError(f"data.seq_len must be >= 4, got {self.seq_len}")
         if self.n_text < 257: raise ValueError(f"data.n_text must exceed the 256 byte symbols, got {self.n_text}")
+        if not 0 <= self.sft_weight <= 1: raise ValueError(f"data.sft_weight must be in [0, 1], got {self.sft_weight}")
         if self.val_every < 0 or self.val_every == 1: raise ValueError(f"data.val_every must be 0 (none) or >= 2, got {self.val_every}")
         if not 0 < self.prompt_tokens < self.seq_len - 1:
             raise ValueError(f"data.prompt_tokens must be in [1, seq_len - 2], got {self.prompt_tokens} with seq_len {self.seq_len}")
+
+SCHEDULES = {'linear': Linear, 'cosine': Cosine, 'loglinear': LogLinear}   # masking schedules (mmdiff.schedule)
 
 PRESETS = {  # model sizes (the model section overrides any field)
     'tiny': dict(d_model=128, n_layer=4, n_head=4),      # laptop CPU
@@ -57,22 +65,28 @@ PRESETS = {  # model sizes (the model section overrides any field)
 @dataclass
 class RunConfig(Config):
     text: list = field(default_factory=list)  # text inputs: .txt / .jsonl files, globs, folders, datasets save_to_disk folders
+    sft: list = field(default_factory=list)  # JSONL files of {"prompt": ..., "response": ...}: supervised pairs (prompt never masked)
     images: str = ''                # an image-caption folder (images + metadata.jsonl): trains text-to-image + captioning
     out: str = ''                   # the run folder: prepared data, checkpoints, samples, TensorBoard logs, the final pipeline
     preset: str = 'tiny'            # model size: tiny, small, medium, large (see PRESETS); the model section overrides it
     attention: str = 'full'         # full (LLaDA masked diffusion), block:N (BD3-LM, blocks of N tokens) or causal (autoregressive)
+    schedule: str = 'linear'        # masking schedule of the diffusion objectives: linear (LLaDA), cosine, loglinear (MDLM)
     minutes: float = 0.0            # training time budget in minutes (0 = train.max_steps steps); data preparation comes first
     resume: bool = True             # continue from the newest checkpoint in the run folder if there is one
     skip_bad: bool = False          # leave out bad input records (listed in OUT/skipped.txt) instead of stopping with the list
     seed: int = 0                   # data order, masking noise, initialisation
     def __post_init__(self):
-        if not isinstance(self.text, list) or not all(isinstance(t, str) for t in self.text):
-            raise ValueError(f"text must be a list of paths, got {self.text!r}")
+        for name in ('text', 'sft'):
+            v = getattr(self, name)
+            if not isinstance(v, list) or not all(isinstance(t, str) for t in v): raise ValueError(f"{name} must be a list of paths, got {v!r}")
+        if self.schedule not in SCHEDULES: raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if self.preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {self.preset!r}")
         attention_mode(self.attention)
         if self.minutes < 0: raise ValueError(f"minutes must be >= 0, got {self.minutes}")
-        if self.text and self.images:
-            raise ValueError("give --text or --images, not both: one run trains a text model or a text-to-image + captioning model")
+        if (self.text or self.sft) and self.images:
+            raise ValueError("give --text / --sft or --images, not both: one run trains a text model or a text-to-image + captioning model")
+        if self.schedule != 'linear' and isinstance(attention_mode(self.attention), Causal):
+            raise ValueError(f"schedule {self.schedule!r} with causal attention: an autoregressive model has no masking schedule")
 
 RUN_TRAIN_DEFAULTS = dict(save_every=200, eval_every=200)   # a resumable run checkpoints as it goes
 
@@ -196,11 +210,13 @@ def parser() -> argparse.ArgumentParser:
     docs = field_comments(RunConfig)
     p.add_argument('--config', help='a TOML or YAML file with these settings (sections [data], [model], [train])')
     p.add_argument('--text', nargs='+', default=argparse.SUPPRESS, metavar='PATH', help=docs.get('text', ''))
+    p.add_argument('--sft', nargs='+', default=argparse.SUPPRESS, metavar='PATH', help=docs.get('sft', ''))
     p.add_argument('--images', default=argparse.SUPPRESS, metavar='DIR', help=docs.get('images', ''))
     p.add_argument('--image-size', dest='image.image_size', type=int, default=argparse.SUPPRESS, help='the same as --image.image-size')
     p.add_argument('--out', default=argparse.SUPPRESS, help=docs.get('out', '') + ' (required)')
     p.add_argument('--preset', default=argparse.SUPPRESS, choices=list(PRESETS), help=docs.get('preset', '') + ' (default: tiny)')
     p.add_argument('--attention', default=argparse.SUPPRESS, help=docs.get('attention', '') + ' (default: full)')
+    p.add_argument('--schedule', default=argparse.SUPPRESS, choices=list(SCHEDULES), help=docs.get('schedule', '') + ' (default: linear)')
     p.add_argument('--minutes', type=float, default=argparse.SUPPRESS, help=docs.get('minutes', '') + ' (default: 0)')
     p.add_argument('--seed', type=int, default=argparse.SUPPRESS, help=docs.get('seed', '') + ' (default: 0)')
     p.add_argument('--no-resume', dest='resume', action='store_false', default=argparse.SUPPRESS, help='start afresh even if the run folder has checkpoints')
@@ -224,8 +240,9 @@ def parse(argv=None) -> tuple[Run, argparse.Namespace]:
     if a.no_progress: flags['train']['progress'] = False
     layers = [read_config_file(a.config)] if a.config else []
     run = resolve(*layers, flags)
-    if not run.run.text and not run.run.images:
-        p.error("no training data: give --text PATH ... or --images DIR (or text = [...] / images = ... in the config file)")
+    if not run.run.text and not run.run.sft and not run.run.images:
+        p.error("no training data: give --text PATH ..., --sft PATH ... or --images DIR (or text = [...] / sft = [...] / images = ... "
+                "in the config file)")
     if not run.run.out: p.error("no run folder: give --out DIR (or out = ... in the config file)")
     return run, a
 
@@ -271,19 +288,21 @@ def _fit_and_save(trainer: Trainer, run: Run, pipe: MMDiff, on_step, hparams: di
     return dict(step=trainer.step, loss=hist[-1]['loss'] if hist else None,
                 val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None), params=trainer.raw_model.num_params())
 
-def objective_for(mode, vocab: Vocab):
-    "The training objective that matches an attention mode."
-    if isinstance(mode, BlockDiff): return BlockDiffusion(vocab.mask_id, mode.block_size)
+def objective_for(mode, vocab: Vocab, schedule: str = 'linear'):
+    "The training objective that matches an attention mode (the diffusion ones with the masking `schedule`, a `SCHEDULES` name)."
+    if isinstance(mode, BlockDiff): return BlockDiffusion(vocab.mask_id, mode.block_size, schedule=SCHEDULES[schedule]())
     if isinstance(mode, Causal): return Autoregressive()
-    if isinstance(mode, Full): return MaskedDiffusion(vocab.mask_id)
+    if isinstance(mode, Full): return MaskedDiffusion(vocab.mask_id, schedule=SCHEDULES[schedule]())
     raise ValueError(f"no objective for attention {mode!r}")
 
-def _vocab(corpus: Corpus, data: TextConfig, dir: Path) -> Vocab:
-    "The run's vocabulary: reused from `dir` when made from the same corpus and settings, else built and saved there."
-    key = dict(corpus=corpus.fingerprint(), n_text=data.n_text, tokenizer=data.tokenizer, sample_mb=data.tokenizer_sample_mb)
+def _vocab(corpus: Corpus | None, pairs: PairCorpus | None, data: TextConfig, dir: Path) -> Vocab:
+    "The run's vocabulary: reused from `dir` when made from the same inputs and settings, else built and saved there."
+    key = dict(corpus=corpus.fingerprint() if corpus else None, n_text=data.n_text, tokenizer=data.tokenizer,
+               sample_mb=data.tokenizer_sample_mb)
+    if pairs: key['pairs'] = pairs.fingerprint()
     if (dir/'vocab_key.json').exists() and json.loads((dir/'vocab_key.json').read_text()) == json.loads(json.dumps(key)):
         return Vocab.load(dir)
-    vocab = corpus_vocab(corpus, data.n_text, data.tokenizer or None, data.tokenizer_sample_mb)
+    vocab = corpus_vocab([c for c in (corpus, pairs) if c], data.n_text, data.tokenizer or None, data.tokenizer_sample_mb)
     vocab.save(dir); atomic_write_text(dir/'vocab_key.json', json.dumps(key))
     return vocab
 
@@ -294,24 +313,38 @@ def _write_skipped(problems: list, out: Path):
         print(f"left out {len(problems)} bad record(s), listed in {out/'skipped.txt'}", file=sys.stderr)
 
 def _prepare(run: Run, out: Path, progress: bool):
-    "Check the corpus, build the vocabulary and the token files (main process)."
-    corpus = check_corpus(run.run.text, run.data.field, run.run.skip_bad, progress)
-    _write_skipped(corpus.problems, out)
-    vocab = _vocab(corpus, run.data, out/'data')
-    prepare_text(corpus, vocab, out/'data', val_every=run.data.val_every, progress=progress)
+    "Check the corpus and the pairs, build the vocabulary and the token files (main process)."
+    d = run.data
+    corpus = check_corpus(run.run.text, d.field, run.run.skip_bad, progress) if run.run.text else None
+    pairs = check_pairs(run.run.sft, d.prompt_field, d.response_field, run.run.skip_bad) if run.run.sft else None
+    _write_skipped([*(corpus.problems if corpus else []), *(pairs.problems if pairs else [])], out)
+    vocab = _vocab(corpus, pairs, d, out/'data')
+    if corpus: prepare_text(corpus, vocab, out/'data', val_every=d.val_every, progress=progress)
+    if pairs: prepare_pairs(pairs, vocab, out/'data'/'sft', d.seq_len, val_every=d.val_every, progress=progress)
 
 # %% ../nbs/17_run.ipynb #52f58f6c
-def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, val_ds, run: Run):
-    "Held-out prompts and the model's continuations, into OUT/samples/step-N.txt."
+def _pair_text(item: dict, vocab: Vocab) -> tuple[str, str]:
+    "(prompt, response) strings of a `format_sft` item."
+    ids, n_prompt = item['ids'].tolist(), int(item['prompt'].sum())
+    resp = ids[n_prompt:]
+    return vocab.decode(ids[1:n_prompt], skip_special=True), vocab.decode(resp[:resp.index(vocab.eos_id)], skip_special=True)
+
+def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, held: dict, run: Run):
+    "Continuations of held-out text and responses to held-out prompts, into OUT/samples/step-N.txt."
     model = trainer.raw_model
     pipe = MMDiff(model, vocab, None, pipe_cfg)
     n, k = run.data.n_samples, run.data.prompt_tokens
     lines = [f"step {rec['step']}, held-out loss {rec.get('val_loss', float('nan')):.4f} nats/token\n"]
-    for i in range(n):
-        ids = val_ds[(i * len(val_ds)) // n]['ids'][1:1 + k].tolist()
-        prompt = vocab.decode(ids, skip_special=True)
-        text = pipe.generate_text(prompt, seed=i)
-        lines.append(f"\n--- sample {i}: prompt {prompt!r}\n{prompt}{text}\n")
+    if (ds := held.get('windows')) is not None:
+        for i in range(n):
+            ids = ds[(i * len(ds)) // n]['ids'][1:1 + k].tolist()
+            prompt = vocab.decode(ids, skip_special=True)
+            text = pipe.generate_text(prompt, seed=i)
+            lines.append(f"\n--- sample {i}: prompt {prompt!r}\n{prompt}{text}\n")
+    if (ds := held.get('pairs')) is not None:
+        for i in range(min(n, len(ds))):
+            prompt, truth = _pair_text(ds[(i * len(ds)) // min(n, len(ds))], vocab)
+            lines.append(f"\n--- held-out prompt {prompt!r}\nresponse: {pipe.generate_text(prompt, seed=i)!r}   (true: {truth!r})\n")
     atomic_write_text(Path(trainer.cfg.out_dir)/'samples'/f"step-{rec['step']:07d}.txt", ''.join(lines))
     model.train()
 
@@ -328,17 +361,33 @@ def train_text(run: Run, progress: bool = True) -> dict:
         _prepare(run, out, tcfg.progress)
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
-    vocab, prep = Vocab.load(out/'data'), PreparedText(out/'data', json.loads((out/'data'/'meta.json').read_text()))
-    train_ds = prep.windows('train', run.data.seq_len, vocab)
-    val_ds = prep.windows('val', run.data.seq_len, vocab) if prep.meta['n_val'] >= run.data.seq_len - 1 else None
-    mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=run.data.seq_len))
-    trainer = Trainer(Denoiser(mcfg, mode), objective_for(mode, vocab), train_ds, tcfg, val_ds, accelerator=acc)
-    pipe = MMDiff(trainer.raw_model, vocab, None, PipelineConfig(seq_len=run.data.seq_len, image_size=0, attention=run.run.attention))
+    vocab, L = Vocab.load(out/'data'), run.data.seq_len
+    train_parts, held, sizes = [], {}, {}
+    if run.run.text:                                                             # language-model windows of the corpus
+        prep = PreparedText(out/'data', json.loads((out/'data'/'meta.json').read_text()))
+        train_parts.append(prep.windows('train', L, vocab))
+        if prep.meta['n_val'] >= L - 1: held['windows'] = prep.windows('val', L, vocab)
+        sizes.update(tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
+    if run.run.sft:                                                              # prompt/response items
+        pp = PreparedPairs(out/'data'/'sft', json.loads((out/'data'/'sft'/'pairs.json').read_text()))
+        train_parts.append(pp.rows('train', L, vocab))
+        if pp.meta['n_val']: held['pairs'] = pp.rows('val', L, vocab)
+        sizes.update(pairs_train=pp.meta['n_train'], pairs_val=pp.meta['n_val'])
+    w = run.data.sft_weight
+    train_ds = _mixture(train_parts, [1 - w, w], run.run.seed)
+    val_ds = _mixture(list(held.values()), [1 - w, w] if len(held) == 2 else [1.0], run.run.seed + 1) if held else None
+    mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L))
+    trainer = Trainer(Denoiser(mcfg, mode), objective_for(mode, vocab, run.run.schedule), train_ds, tcfg, val_ds, accelerator=acc)
+    pipe = MMDiff(trainer.raw_model, vocab, None, PipelineConfig(seq_len=L, image_size=0, attention=run.run.attention))
     def on_step(tr, rec):
-        if 'val_loss' in rec and acc.is_main_process and val_ds is not None and run.data.n_samples:
-            _write_samples(tr, rec, pipe.cfg, vocab, val_ds, run)
+        if 'val_loss' in rec and acc.is_main_process and held and run.data.n_samples:
+            _write_samples(tr, rec, pipe.cfg, vocab, held, run)
     res = _fit_and_save(trainer, run, pipe, on_step, {**run.run.to_dict(), **run.model, **tcfg.to_dict()})
-    return dict(res, tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
+    return dict(res, **sizes)
+
+def _mixture(parts: list, weights: list, seed: int):
+    "One dataset, or a `MixedDataset` of several (item i from part k with probability weights[k]; as many items as all parts)."
+    return parts[0] if len(parts) == 1 else MixedDataset(parts, weights, sum(len(p) for p in parts), seed=seed)
 
 def train_command(argv=None) -> dict:
     "Parse `mmdiff train`'s arguments, train, print the final metrics as one JSON line and return them."
@@ -451,7 +500,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
     model = Denoiser(mcfg)
     if im.code_emb_scale > 0: init_code_embeddings(model, vocab, tok.cpu(), scale=im.code_emb_scale, seed=run.run.seed)
     tok.to(acc.device)
-    obj = MaskedDiffusion(vocab.mask_id, task_weights=(1.0, 1.0, im.mmu_weight))
+    obj = MaskedDiffusion(vocab.mask_id, SCHEDULES[run.run.schedule](), task_weights=(1.0, 1.0, im.mmu_weight))
     if run.run.minutes: tcfg = tcfg.replace(budget_s=max(30.0, run.run.minutes * 60 - (time.perf_counter() - t_start)))
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
     pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg)

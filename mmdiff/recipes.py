@@ -4,22 +4,23 @@
 
 # %% ../nbs/18_recipes.ipynb #94e1faf0
 from __future__ import annotations
-import json, os, random, shutil, time
+import itertools, json, os, random, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import Config, get_device, atomic_write_text
-from .data import digits, digit_caption, DIGIT_TEMPLATES
+from .data import digits, digit_caption, DIGIT_TEMPLATES, Reversal, shakespeare
 from .sources import METADATA
 from .pipeline import MMDiff
-from .run import resolve, train_images
+from .run import resolve, train_images, train_text, read_config_file
 from .evaluate import train_digit_classifier, diversity, caption_accuracy
 
 # %% auto #0
-__all__ = ['TASKS', 'TextDataConfig', 'build_text_data', 'DigitsRecipe', 'write_digits_folder', 'digits_config', 'train_digits',
-           'evaluate_digits', 'sweep', 'evaluate_t2i', 'sample_grid']
+__all__ = ['TASKS', 'REVERSAL', 'TextDataConfig', 'build_text_data', 'TextRecipe', 'write_text_demo_folder', 'text_demo_config',
+           'train_text_demo', 'DigitsRecipe', 'write_digits_folder', 'digits_config', 'train_digits', 'evaluate_digits',
+           'sweep', 'evaluate_t2i', 'sample_grid']
 
 # %% ../nbs/18_recipes.ipynb #eb82d8ba
 @dataclass
@@ -62,6 +63,71 @@ def build_text_data(dcfg: TextDataConfig, seed: int = 0, vocab=None):
     vparts = [LMDataset(vocab, val_txt, dcfg.seq_len, dcfg.n_val, seed + 1)]
     if tasks: vparts.append(TaskDataset(vocab, tasks, dcfg.seq_len, dcfg.n_val, seed + 10_000))
     return vocab, ConcatDataset(parts), ConcatDataset(vparts)
+
+# %% ../nbs/18_recipes.ipynb #eba1efa0
+@dataclass
+class TextRecipe(Config):
+    seq_len: int = 17             # tokens per sequence; with the demo's BPE a reversal pair is 15 (8 prompt + 5 answer + 2)
+    n_text: int = 1024            # BPE text tokens (trained on the plays and the pairs)
+    sft_weight: float = 0.7       # share of reversal pairs among the training items (the rest: windows of the plays)
+    d_model: int = 128            # denoiser width
+    n_layer: int = 4              # denoiser depth
+    n_head: int = 4               # attention heads
+    batch_size: int = 64          # sequences per step
+    lr: float = 3e-3              # peak learning rate
+    steps: int = 0                # optimizer steps; 0 = as many as fit the time budget
+    n_eval: int = 200             # reversal strings held out of the training pairs, for the exact-match score
+    seed: int = 0                 # everything
+
+REVERSAL = Reversal(5, 5, 'abcdefgh')   # the demo's task: 5 letters from 8, reversed
+
+def _reversal_pair(s: str) -> dict: return dict(prompt='reverse: ' + ' '.join(s) + ' =', response=''.join(' ' + c for c in reversed(s)))
+
+def write_text_demo_folder(dir, n_eval: int = 200, seed: int = 0) -> Path:
+    """`dir/plays/*.txt` (Shakespeare's training plays), `dir/reversal.jsonl` (every 5-letter reversal over `abcdefgh` but
+    `n_eval` held-out ones) and `dir/reversal_eval.jsonl` (those). Written once, through a temporary folder."""
+    dir = Path(dir)
+    if (dir/'reversal_eval.jsonl').exists(): return dir
+    if dir.exists(): raise FileExistsError(f"{dir} exists but is not a text demo folder; remove it or choose another")
+    tmp = dir.with_name(f'.{dir.name}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp/'plays').mkdir(parents=True)
+    for name, text in shakespeare('train').items(): (tmp/'plays'/f'{name}.txt').write_text(text, encoding='utf-8')
+    strings = [''.join(s) for s in itertools.product(REVERSAL.alphabet, repeat=REVERSAL.max_len)]
+    held = set(random.Random(seed + 10_000).sample(strings, n_eval))
+    lines = lambda ss: ''.join(json.dumps(_reversal_pair(s)) + '\n' for s in ss)
+    (tmp/'reversal.jsonl').write_text(lines(s for s in strings if s not in held))
+    (tmp/'reversal_eval.jsonl').write_text(lines(sorted(held)))
+    os.replace(tmp, dir)
+    return dir
+
+def text_demo_config(recipe: TextRecipe, data, out, budget_s: float = 0.0, device=None, progress: bool = True) -> dict:
+    "The `mmdiff train` settings of the text demo on the folder `data` (`write_text_demo_folder`), into `out`."
+    r, data = recipe, Path(data)
+    steps = r.steps or 1000                    # with a budget: a first plan, re-planned at the end of warmup
+    train = dict(max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10),
+                 eval_every=max(1, steps // 4) if r.steps else 500, eval_batches=2, save_every=0, budget_s=0.0 if r.steps else budget_s,
+                 time_limit_s=0.0 if r.steps else 1.25 * budget_s, progress=progress, cpu=get_device(device).type == 'cpu')
+    return dict(text=[str(data/'plays')], sft=[str(data/'reversal.jsonl')], out=str(out), seed=r.seed, resume=False,
+                data=dict(seq_len=r.seq_len, n_text=r.n_text, sft_weight=r.sft_weight, n_samples=2),
+                model=dict(d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head), train=train)
+
+def train_text_demo(out, recipe: TextRecipe | None = None, budget_s: float = 0.0, device=None, progress: bool = True) -> MMDiff:
+    """Write the text demo's data into `out/text/`, train through `mmdiff train`'s path (`mmdiff.run.train_text`), return
+    the saved pipeline with `history`, `run` (the summary) and `eval_pairs` (the held-out reversals)."""
+    r = recipe or TextRecipe()
+    if not r.steps and budget_s <= 0: raise ValueError("TextRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = write_text_demo_folder(out/'text', r.n_eval, r.seed)
+    cfg = text_demo_config(r, data, out, budget_s, device, progress)
+    atomic_write_text(out/'recipe.json', json.dumps(cfg, indent=1))
+    res = train_text(resolve(cfg), progress=progress)
+    pipe = MMDiff.from_pretrained(out, device=get_device(device))
+    pipe.history = [json.loads(l) for l in (out/'metrics.jsonl').read_text().splitlines()]
+    pipe.run = res
+    pipe.eval_pairs = [(d['prompt'], d['response']) for d in map(json.loads, (data/'reversal_eval.jsonl').read_text().splitlines())]
+    return pipe
 
 # %% ../nbs/18_recipes.ipynb #f53974ab
 @dataclass

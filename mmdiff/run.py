@@ -27,9 +27,9 @@ from .pipeline import MMDiff, PipelineConfig
 from .cli import image_grid
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TextConfig', 'RunConfig', 'ImageConfig',
-           'read_config_file', 'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text', 'train_command',
-           'main', 'train_images']
+__all__ = ['SCHEDULES', 'PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TOK_BATCH', 'TextConfig', 'RunConfig',
+           'ImageConfig', 'read_config_file', 'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text',
+           'train_command', 'main', 'train_images']
 
 # %% ../nbs/17_run.ipynb #054b3789
 @dataclass
@@ -402,24 +402,41 @@ def main(argv=None) -> int:
     return cli_main(['train', *(sys.argv[1:] if argv is None else argv)])
 
 # %% ../nbs/17_run.ipynb #5ca9594e
-def _tokenizer(prep, pixels: torch.Tensor, val: torch.Tensor, im: ImageConfig, out: Path, seed: int, device, progress: bool):
-    "Train (or reuse) the image tokenizer on the training images; held-out PSNR and codebook usage in OUT/imagetok.json."
+TOK_BATCH = 64   # images per image-tokenizer step, over all processes
+
+def _tokenizer(prep: PreparedImages, val: torch.Tensor, im: ImageConfig, out: Path, seed: int, acc: Accelerator, progress: bool):
+    """Train (or reuse) the image tokenizer on the training images, read from the prepared memory-mapped pixels by a
+    DataLoader (a batch at a time: O(batch) memory); held-out PSNR and codebook usage in OUT/imagetok.json. Every
+    process takes part, each with its slice of the batch, when the run's Accelerator has several processes, no gradient
+    accumulation and a batch they divide; otherwise the first process trains it while the others wait."""
     key = dict(images=prep.meta['key'], down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden, steps=im.tok_steps, seed=seed,
                patch_local=im.tok_patch_local)
     kf = out/'data'/'imagetok_key.json'
-    if kf.exists() and (out/'imagetok').exists() and json.loads(kf.read_text()) == json.loads(json.dumps(key)): return
+    done = kf.exists() and (out/'imagetok').exists() and json.loads(kf.read_text()) == json.loads(json.dumps(key))
+    acc.wait_for_everyone()                                                    # every process has read the key before it changes
+    if done: return
     cfg = VQConfig(image_size=im.image_size, channels=im.channels, down=im.down, n_codes=im.n_codes, hidden=im.tok_hidden,
                    patch_local=im.tok_patch_local)
+    P = acc.num_processes
+    together = P > 1 and acc.gradient_accumulation_steps == 1 and TOK_BATCH % P == 0
     t0 = time.perf_counter()
-    tok, _ = train_tokenizer(pixels[~val], cfg, steps=im.tok_steps, seed=seed, progress=progress, device=device)
-    held = pixels[val] if val.any() else pixels[:256]                          # no held-out images: first training images
-    m = imagetok.recon_metrics(tok, held.to(device))
-    m.update(seconds=time.perf_counter() - t0, held_out=bool(val.any()), images_measured=len(held))
+    if together or acc.is_main_process:
+        train = torch.utils.data.Subset(imagetok.ImageArray(prep.pixels()), (~val).nonzero().squeeze(1).tolist())
+        tok, _ = train_tokenizer(train, cfg, steps=im.tok_steps, batch_size=TOK_BATCH // P if together else TOK_BATCH, seed=seed,
+                                 progress=progress, device=None if together else acc.device, accelerator=acc if together else None)
+    if not acc.is_main_process:
+        acc.wait_for_everyone()
+        return
+    idx = (val.nonzero().squeeze(1) if val.any() else torch.arange(min(256, len(val))))[:1024]   # no held-out images: training ones
+    held = torch.from_numpy(np.array(prep.pixels()[idx.numpy()]))              # (n, C, S, S) uint8
+    m = imagetok.recon_metrics(tok, held.to(acc.device))
+    m.update(seconds=time.perf_counter() - t0, held_out=bool(val.any()), images_measured=len(held), processes=P if together else 1)
     imagetok.save(tok, out/'imagetok')
     atomic_write_text(out/'imagetok.json', json.dumps(m, indent=1))
     atomic_write_text(kf, json.dumps(key))
     on = 'held-out' if m['held_out'] else 'training-image'
     print(f"image tokenizer: {m['seconds']:.0f} s, {on} PSNR {m['psnr']:.1f} dB, codebook usage {m['usage']:.0f}%", file=sys.stderr)
+    acc.wait_for_everyone()
 
 def _all_captions(texts: list) -> list[tuple[int, str]]:
     "(image index, caption) for every caption of every image (an image's `text` is a string or a list of strings)."
@@ -469,8 +486,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
     acc.wait_for_everyone()
     prep = PreparedImages(out/'data', json.loads((out/'data'/'images.json').read_text()))
     pixels, val = torch.from_numpy(np.array(prep.pixels())), torch.from_numpy(prep.val)          # (N, C, S, S) uint8, (N,) bool
-    if acc.is_main_process: _tokenizer(prep, pixels, val, im, out, run.run.seed, acc.device, tcfg.progress)
-    acc.wait_for_everyone()
+    _tokenizer(prep, val, im, out, run.run.seed, acc, tcfg.progress)
     tok = imagetok.load(out/'imagetok', device=acc.device)
     hwc = as_hwc(pixels)                                                                        # (N, S, S[, 3]) uint8
     codes = encode_images(tok, hwc.to(acc.device)).cpu()                                        # (N, h*w): encoded once

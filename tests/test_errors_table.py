@@ -263,6 +263,15 @@ def test_steps_for_budget_no_time(vocab, model):
     with pytest.raises(ValueError, match=r'seconds must be > 0, got 0'):
         steps_for_budget(model, MaskedDiffusion(vocab.mask_id), [], 8, seconds=0)
 
+def test_recipe_folder_that_is_not_the_recipes(tmp_path):
+    from mmdiff.recipes import write_digits_folder, write_text_demo_folder
+    (tmp_path/'digits').mkdir(); (tmp_path/'text').mkdir()
+    with pytest.raises(FileExistsError, match=r"digits exists but has no metadata.jsonl: not a digits folder; remove it or choose another"):
+        write_digits_folder(tmp_path/'digits')
+    with pytest.raises(FileExistsError, match=r"text exists but is not a text demo folder"):
+        write_text_demo_folder(tmp_path/'text')
+
+
 def test_train_digits_without_steps_or_budget(tmp_path):
     from mmdiff.recipes import train_digits, DigitsRecipe
     with pytest.raises(ValueError, match=r"DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps"):

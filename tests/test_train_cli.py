@@ -128,6 +128,9 @@ def test_bad_records_stop_the_run_with_their_list(tmp_path):
     (['--model.d-model', '33'], 'd_model=33 is not divisible by n_head=2'),
     (['--data.seq-len', '2'], 'data.seq_len must be >= 4'),
     (['--attention', 'sparse'], "attention must be 'full', 'causal' or 'block:N'"),
+    (['--schedule', 'square'], "argument --schedule: invalid choice: 'square'"),
+    (['--schedule', 'cosine', '--attention', 'causal'], 'an autoregressive model has no masking schedule'),
+    (['--data.sft-weight', '1.5'], 'data.sft_weight must be in [0, 1]'),
 ])
 def test_bad_options_are_refused_before_training(corpus, tmp_path, args, message):
     base = ['--text', corpus/'a.txt', '--out', tmp_path/'run', *TINY]
@@ -155,7 +158,39 @@ def test_help_documents_every_option():
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             if f.name not in DERIVED.get(name, {}): assert f"--{name}.{f.name.replace('_', '-')}" in r.stdout, f.name
-    for flag in ('--text', '--out', '--preset', '--attention', '--minutes', '--config', '--no-resume', '--skip-bad'): assert flag in r.stdout
+    for flag in ('--text', '--sft', '--schedule', '--out', '--preset', '--attention', '--minutes', '--config', '--no-resume', '--skip-bad'):
+        assert flag in r.stdout
+
+
+def reversal_pairs(path, n_letters=3):
+    "Every string of `n_letters` over 'abcd' reversed, as prompt/response JSONL (the kind of file a user fine-tunes on)."
+    import itertools
+    words = [' '.join(w) for w in itertools.product('abcd', repeat=n_letters)]
+    path.write_text(''.join(json.dumps({'prompt': f'reverse {w} =', 'response': ' ' + w[::-1]}) + '\n' for w in words * 3))
+    return path
+
+
+def test_train_sft_pairs_block_attention_then_load_and_answer(tmp_path):
+    pairs = reversal_pairs(tmp_path/'pairs.jsonl')
+    out = tmp_path/'run'
+    r = ok(sh('mmdiff', 'train', '--sft', pairs, '--out', out, '--attention', 'block:8', '--train.max-steps', 20, *TINY))
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res['pairs_train'] + res['pairs_val'] == 192 and res['pairs_val'] == 192 // 20 and 'tokens_train' not in res
+    assert metrics(out)[-1]['loss'] < metrics(out)[0]['loss'], 'the run did not learn'
+    assert (out/'samples'/'step-0000020.txt').read_text().count('--- held-out prompt') == 2
+    pipe = MMDiff.from_pretrained(out, device='cpu')
+    assert pipe.cfg.attention == 'block:8' and isinstance(pipe.generate_text('reverse a b c =', seed=0), str)
+
+
+def test_bad_pairs_stop_the_run_with_their_list(tmp_path):
+    (tmp_path/'p.jsonl').write_text('{"prompt": "a", "response": "b"}\n{"prompt": "a"}\n{"prompt": "a", "response": 7}\n'
+                                    '{"prompt": "' + 'word ' * 40 + '", "response": "x"}\n')
+    r = sh('mmdiff', 'train', '--sft', tmp_path/'p.jsonl', '--out', tmp_path/'run', *TINY)
+    assert r.returncode == 2 and "2 bad record(s) in the prompt/response pairs" in r.stderr, r.stderr[-2000:]
+    assert "p.jsonl:2: no 'response' field" in r.stderr and "p.jsonl:3: 'response' is int, not a string" in r.stderr
+    r = sh('mmdiff', 'train', '--sft', tmp_path/'p.jsonl', '--out', tmp_path/'run', '--skip-bad', *TINY)
+    assert r.returncode == 2 and 'p.jsonl:4: prompt' in r.stderr and '> seq_len 32' in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path/'run'/'data'/'sft'/'pairs.json').exists()
 
 
 # ----------------------------------------------------------------------------------------------- image-caption folders
@@ -213,13 +248,13 @@ def test_bad_image_folder_stops_the_run_with_its_list(image_folder, tmp_path):
     r = sh('mmdiff', 'train', '--images', d, '--out', tmp_path/'run', '--train.max-steps', 2, *IMG_TINY)
     assert r.returncode == 2, r.stderr
     for s in ('5 bad record(s)', "metadata.jsonl:1: '0.png' Pillow cannot read it", "'tiny.png' is 10x10, smaller than image_size 16",
-              "'gone.png': no such file", "metadata.jsonl:123: needs string fields 'file_name' and 'text'",
+              "'gone.png': no such file", "metadata.jsonl:123: needs a string 'file_name' and 'text' (a string or a non-empty list of strings)",
               'stray.png: no line of metadata.jsonl describes this image'):
         assert s in r.stderr, (s, r.stderr)
     assert not (tmp_path/'run'/'imagetok').exists()
     r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2', '--attention', 'block:4', *IMG_TINY)
     assert r.returncode == 2 and 'image runs train full attention for now' in r.stderr
     r = sh('mmdiff', 'train', '--images', image_folder, '--text', 'x.txt', '--out', tmp_path/'run3')
-    assert r.returncode == 2 and 'give --text or --images, not both' in r.stderr
+    assert r.returncode == 2 and 'give --text / --sft or --images, not both' in r.stderr
     r = sh('mmdiff', 'train', '--images', tmp_path, '--out', tmp_path/'run4')
     assert r.returncode == 2 and 'metadata.jsonl does not exist' in r.stderr

@@ -30,10 +30,11 @@ def run_seed(seed: int, minutes: float | None, work: Path) -> dict:
     if p.returncode: raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     res = json.loads((out/'demo_metrics.json').read_text())
     replans = [l for l in p.stdout.splitlines() + p.stderr.splitlines() if 're-planned' in l]
+    threads = [l for l in p.stderr.splitlines() if l.startswith('CPU: ')]
     res.update(command=' '.join(cmd[:3] + [f'demo_out{seed}'] + cmd[4:]), seed=seed, wall_s=time.perf_counter() - t0,
                load_avg_1m_at_start=load, date=time.strftime('%Y-%m-%d'), commit_of_library=commit(),
                path="mmdiff.recipes.train_digits -> mmdiff.run.train_images (mmdiff train's path)",
-               replan=replans[-1].strip() if replans else None)
+               replan=replans[-1].strip() if replans else None, threads=threads[-1].strip() if threads else None)
     return res
 
 
@@ -42,9 +43,10 @@ def table(rows: list[dict]) -> str:
          f"Command per seed: `mmdiff demo --out demo_outN --no-progress --seed N`; library commit {rows[0]['commit_of_library']}, "
          f"{rows[0]['date']}; {os.cpu_count()} cores. Text-to-image: 100 prompts (10 per digit) judged by a classifier trained "
          "on the real train split; captioning: the 297 held-out digits.", '',
-         '| seed | text-to-image | captioning | denoiser steps | wall s | load at start |', '|---|---|---|---|---|---|']
+         '| seed | text-to-image | captioning | denoiser steps | torch threads | wall s | load at start |', '|---|---|---|---|---|---|---|']
     for r in rows:
-        L.append(f"| {r['seed']} | {r['t2i_acc']:.1%} | {r['caption_acc']:.1%} | {r['train_steps']} | {r['wall_s']:.0f} | "
+        th = (r.get('threads') or 'CPU: ? ').split()[1]
+        L.append(f"| {r['seed']} | {r['t2i_acc']:.1%} | {r['caption_acc']:.1%} | {r['train_steps']} | {th} | {r['wall_s']:.0f} | "
                  f"{r['load_avg_1m_at_start']:.2f} |")
     t2i, cap = [r['t2i_acc'] for r in rows], [r['caption_acc'] for r in rows]
     L += ['', f"Text-to-image {min(t2i):.1%}–{max(t2i):.1%} (mean {sum(t2i) / len(t2i):.1%}); captioning {min(cap):.1%}–{max(cap):.1%} "

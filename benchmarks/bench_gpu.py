@@ -18,10 +18,16 @@ BD3-LM mask allows a quarter of the dense (2n)² pairs, and FlexAttention skips 
 familiar 6·N + 12·n_layer·d_model·n per token. MFU = (FLOPs per step / step time) / peak, the peak being the GPU's dense
 bf16 tensor-core rate (table `PEAK_BF16_TFLOPS`, or --peak-tflops). Without a known peak (a CPU) MFU prints as n/a.
 
+A third training row runs `mmdiff train`'s own path at the same model shape: a generated text corpus written as .txt
+files, checked, BPE-tokenized once into memory-mapped token files (`mmdiff.sources`), read by `TokenWindows` through the
+Trainer's DataLoader (`--workers` processes) and trained by `mmdiff.train.Trainer` under Accelerate (bf16 mixed precision
+on a GPU, `--compile` as above); its throughput is measured between the end of warm-up and the last step, and its ratio
+to the fixed-batch row is the cost of the real data path.
+
 Sampling uses random weights: speed does not depend on what the model learned (no EOS stop, one token per step).
 """
 from __future__ import annotations
-import argparse, gc, json, shlex, statistics, time
+import argparse, gc, json, random, shlex, statistics, tempfile, time
 from pathlib import Path
 
 import torch
@@ -108,6 +114,46 @@ def bench_train(model: Denoiser, objective, batch: dict, dev, steps: int, warmup
                 last_loss=float(loss.detach()), peak_mem_gib=_peak_gib(dev))
 
 
+def write_corpus(dir: Path, n_bytes: int, seed: int = 0) -> Path:
+    "A generated corpus of about `n_bytes` bytes in 8 .txt files: sentences of pseudo-words drawn Zipf-like from 20,000."
+    rng = random.Random(seed)
+    syll = ['ka', 'lo', 'mi', 'ne', 'ru', 'ta', 'so', 'vi', 'de', 'po', 'an', 'el', 'or', 'un', 'is', 'qu']
+    words = [''.join(rng.choice(syll) for _ in range(rng.randint(1, 4))) for _ in range(20_000)]
+    weights = [1 / (r + 1) for r in range(len(words))]
+    dir.mkdir(parents=True, exist_ok=True)
+    for f in range(8):
+        lines, size = [], 0
+        while size < n_bytes // 8:
+            line = ' '.join(rng.choices(words, weights, k=rng.randint(5, 20))).capitalize() + '.\n'
+            lines.append(line)
+            size += len(line)
+        (dir/f'part{f}.txt').write_text(''.join(lines))
+    return dir
+
+
+def bench_data_path(a, dev, bf16: bool, work: Path) -> dict:
+    """`mmdiff train`'s path at the benchmark's model shape: corpus files -> checks -> BPE -> token files -> TokenWindows ->
+    DataLoader -> Trainer (Accelerate). Steady-state data tokens/s between the end of warm-up and the last step."""
+    from mmdiff.run import resolve, train_text
+    n, B = a.seq_len, a.batch_size
+    corpus = write_corpus(work/'corpus', max(2_000_000, 6 * B * n * (a.warmup + a.steps)), a.seed)
+    layer = dict(text=[str(corpus)], out=str(work/'run'), seed=a.seed, resume=False,
+                 data=dict(seq_len=n, n_text=max(257 + 1, a.vocab_size - 16), val_every=0, n_samples=0, tokenizer_sample_mb=8.0),
+                 model=dict(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head),
+                 train=dict(max_steps=a.warmup + a.steps, batch_size=B, lr=1e-4, warmup_steps=1, eval_every=0, save_every=0,
+                            mixed_precision='bf16' if bf16 else 'no', compile=a.compile, workers=a.workers, progress=False,
+                            cpu=dev.type == 'cpu'))
+    t0 = time.perf_counter()
+    res = train_text(resolve(layer), progress=False)
+    total = time.perf_counter() - t0
+    m = [json.loads(l) for l in (work/'run'/'metrics.jsonl').read_text().splitlines()]
+    at = lambda k: m[k]['step'] * B * n / m[k]['tok_per_s']                   # seconds since the first step began, after step k
+    step_s = (at(-1) - at(a.warmup - 1)) / (len(m) - a.warmup)
+    cfg = ModelConfig.load(work/'run'/'model.json')                              # the saved pipeline's model
+    return dict(step_s=step_s, warmup_s=at(a.warmup - 1), total_s=total, vocab_size=cfg.vocab_size, cfg=cfg, last_loss=res['loss'],
+                tokens_prepared=res['tokens_train'], peak_mem_gib=_peak_gib(dev), workers=a.workers)
+
+
 @torch.no_grad()
 def bench_sampler(fn, dev, tokens: int, repeats: int = 2) -> dict:
     "Best-of-`repeats` wall time of `fn()` (returning (ids, SampleStats)) after one warm-up call; `tokens` = generated tokens per call."
@@ -135,8 +181,14 @@ def markdown(res: dict) -> str:
          "|---|---|---|---|---|---|---|---|---|"]
     for r in res['train']:
         mfu = 'n/a' if r['mfu'] is None else f"{r['mfu']:.1%}"
+        if r.get('data_path'): r = dict(r, name=f"{r['name']} (vocab {r['vocab_size']:,})")
         L.append(f"| {r['name']} | {r['data_tokens']:,} · {r['model_tokens']:,} | {r['flops']['per_token'] / 1e9:.3g} | {r['step_s'] * 1e3:.1f} | "
                  f"{r['tok_per_s']:,.0f} | {r['tflops']:.3g} | {mfu} | {fmt_mem(r['peak_mem_gib'])} | {r['warmup_s']:.1f} |")
+    dp = [r for r in res['train'] if r.get('data_path')]
+    if dp: L += ["", f"Through `mmdiff train`'s data path the same model trains at **{dp[0]['ratio']:.3f}×** the fixed-batch row's data "
+                 f"tokens/s ({dp[0]['workers']} DataLoader worker(s), {dp[0]['tokens_prepared']:,} tokens prepared from a generated "
+                 f"corpus in {dp[0]['total_s']:.0f} s of run in all: checks, BPE, token files, training, saving). Its vocabulary is "
+                 "the BPE's, so its FLOPs per token use that vocabulary's head."]
     L += ["", f"Peak for MFU: {pk['source']}" + (f" = {pk['tflops']:g} TFLOP/s." if pk['tflops'] else '.'), "",
           "Model FLOPs per training sequence of n data tokens: **6·N_body·T + 6·N_head·n + 12·n_layer·d_model·P**, with N_body the "
           "non-embedding parameters without the LM head, N_head = vocab·d_model, T the tokens through the transformer (n for full "
@@ -163,6 +215,8 @@ def parse_args(argv=None):
     p.add_argument('--quick', action='store_true', help='tiny profile (the default on a CPU)')
     p.add_argument('--full', action='store_true', help='the ~100M profile even on a CPU (slow)')
     for k in FULL: p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
+    p.add_argument('--workers', type=int, default=2, help="DataLoader workers of the mmdiff train row")
+    p.add_argument('--no-data-path', action='store_true', help="skip the mmdiff train row")
     p.add_argument('--compile', action='store_true', help='train through torch.compile (warm-up steps include compilation)')
     p.add_argument('--precision', choices=('auto', 'bf16', 'fp32'), default='auto', help='auto: bf16 autocast on CUDA, fp32 elsewhere')
     p.add_argument('--peak-tflops', type=float, default=None, help='peak FLOP/s of the device in TFLOP/s for MFU (default: from the GPU name)')
@@ -217,6 +271,20 @@ def main(argv=None, show: bool = True) -> dict:
               f"{'n/a' if r['mfu'] is None else format(r['mfu'], '.1%')}, warm-up {r['warmup_s']:.1f} s", flush=True)
         train.append(r)
         del m
+
+    # ---- the same model through mmdiff train's data path (prepared token files -> DataLoader -> Trainer)
+    if not a.no_data_path:
+        _free(dev)
+        print(f"[train] masked diffusion through mmdiff train's data path: {a.warmup} warm-up + {a.steps} timed steps", flush=True)
+        with tempfile.TemporaryDirectory(prefix='mmdiff_gpu_bench_') as work: r = bench_data_path(a, dev, bf16, Path(work))
+        fl = model_flops(r.pop('cfg'), n)
+        tflops = B * fl['per_seq'] / r['step_s'] / 1e12
+        r.update(name="masked diffusion through mmdiff train's data path", data_path=True, flops=fl, data_tokens=B * n,
+                 model_tokens=B * n, tok_per_s=B * n / r['step_s'], tflops=tflops, mfu=tflops / peak if peak else None)
+        r['ratio'] = r['tok_per_s'] / train[0]['tok_per_s']
+        print(f"  {r['step_s'] * 1e3:.1f} ms/step, {r['tok_per_s']:,.0f} data tokens/s ({r['ratio']:.3f}x the fixed batch), "
+              f"MFU {'n/a' if r['mfu'] is None else format(r['mfu'], '.1%')}", flush=True)
+        train.append(r)
 
     # ---- sampling at the same size, random weights
     G, Bs = a.gen_tokens, a.sample_batch

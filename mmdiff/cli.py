@@ -33,7 +33,6 @@ def demo(out: str = 'demo_out', minutes: float = 2.2, steps: int = 0, d_model: i
     from mmdiff.data import LMDataset, shakespeare
     t_start = time.perf_counter()
     dev = get_device(device)
-    if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
     print("[1/4] data: Shakespeare's training plays as .txt files, 5-letter string reversal as prompt/response pairs "
           f"(200 strings held out), written to {out}/text/")
     recipe = TextRecipe(seq_len=seq_len, d_model=d_model, n_layer=n_layer, n_head=n_head, batch_size=batch_size, lr=lr, steps=steps,
@@ -70,7 +69,6 @@ def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_m
     "Train the unified text+image model on digits, save it to `out`, write samples.png and print metrics."
     from mmdiff.recipes import train_digits, DigitsRecipe, evaluate_digits, sample_grid
     t_start = time.perf_counter(); dev = get_device(device)
-    if dev.type == 'cpu': print(f"      CPU with {cpu_threads()} torch thread(s) (free cores now)")
     print("[1/3] training the image tokenizer and the unified denoiser on the digits' train split (indices < 1500)")
     recipe = DigitsRecipe(d_model=d_model, n_layer=n_layer, n_head=max(1, d_model // 32), steps=steps,
                           batch_size=batch_size, seed=seed, tok_steps=tok_steps)

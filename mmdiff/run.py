@@ -66,7 +66,7 @@ PRESETS = {  # model sizes (the model section overrides any field)
 class RunConfig(Config):
     text: list = field(default_factory=list)  # text inputs: .txt / .jsonl files, globs, folders, datasets save_to_disk folders
     sft: list = field(default_factory=list)  # JSONL files of {"prompt": ..., "response": ...}: supervised pairs (prompt never masked)
-    images: str = ''                # an image-caption folder (images + metadata.jsonl): trains text-to-image + captioning
+    images: str = ''                # an image-caption folder (images + metadata.jsonl): text-to-image + captioning (+ --text / --sft)
     out: str = ''                   # the run folder: prepared data, checkpoints, samples, TensorBoard logs, the final pipeline
     preset: str = 'tiny'            # model size: tiny, small, medium, large (see PRESETS); the model section overrides it
     attention: str = 'full'         # full (LLaDA masked diffusion), block:N (BD3-LM, blocks of N tokens) or causal (autoregressive)
@@ -83,8 +83,6 @@ class RunConfig(Config):
         if self.preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {self.preset!r}")
         attention_mode(self.attention)
         if self.minutes < 0: raise ValueError(f"minutes must be >= 0, got {self.minutes}")
-        if (self.text or self.sft) and self.images:
-            raise ValueError("give --text / --sft or --images, not both: one run trains a text model or a text-to-image + captioning model")
         if self.schedule != 'linear' and isinstance(attention_mode(self.attention), Causal):
             raise ValueError(f"schedule {self.schedule!r} with causal attention: an autoregressive model has no masking schedule")
 
@@ -105,7 +103,8 @@ class ImageConfig(Config):
     n_text: int = 1024              # caption BPE size (stops early on a small caption set)
     max_caption_tokens: int = 64    # longest caption allowed (BPE tokens); longer ones are listed as an error
     caption_all: bool = False       # an image with several captions: captioning learns all of them (default: the first)
-    t2i_weight: float = 0.5         # share of text-to-image items in the mix (the rest are captioning items)
+    t2i_weight: float = 0.5         # share of text-to-image items among the image items (the rest are captioning items)
+    text_weight: float = 0.25       # share of text items (--text windows, --sft pairs) when an image run also has text data
     mmu_weight: float = 2.0         # loss weight of captioning items (text-to-image items weigh 1)
     cond_drop: float = 0.1          # caption dropout for classifier-free guidance
     reader: bool = True             # captioning also reads the pixels through a conv net (mmdiff.model.PixelReader)
@@ -123,6 +122,7 @@ class ImageConfig(Config):
             raise ValueError(f"image.down must be a power of 2 dividing image.image_size={self.image_size}, got {d}")
         if self.caption_aug and self.channels != 1: raise ValueError("image.caption_aug works on grayscale images (channels = 1)")
         if not 0 <= self.t2i_weight <= 1: raise ValueError(f"image.t2i_weight must be in [0, 1], got {self.t2i_weight}")
+        if not 0 <= self.text_weight < 1: raise ValueError(f"image.text_weight must be in [0, 1), got {self.text_weight}")
 
 # %% ../nbs/17_run.ipynb #2d9affb0
 SECTIONS = {'data': TextConfig, 'image': ImageConfig, 'model': ModelConfig, 'train': TrainConfig}
@@ -249,7 +249,9 @@ def parse(argv=None) -> tuple[Run, argparse.Namespace]:
 # %% ../nbs/17_run.ipynb #cc53c6ce
 def _threads(tcfg: TrainConfig):
     "On a CPU, use the cores that are free right now (a busy core makes small models much slower); OMP_NUM_THREADS wins."
-    if (tcfg.cpu or not torch.cuda.is_available()) and 'OMP_NUM_THREADS' not in os.environ: cpu_threads()
+    if (tcfg.cpu or not torch.cuda.is_available()) and 'OMP_NUM_THREADS' not in os.environ:
+        n = cpu_threads()
+        print(f"CPU: {n} torch thread(s), the cores free right now (OMP_NUM_THREADS=N sets it)", file=sys.stderr)
 
 def _accelerator(run: Run, progress: bool) -> tuple[TrainConfig, Accelerator]:
     "The run's TrainConfig (out_dir, progress, the minutes budget) and its Accelerator (TensorBoard logs in OUT)."
@@ -295,14 +297,17 @@ def objective_for(mode, vocab: Vocab, schedule: str = 'linear'):
     if isinstance(mode, Full): return MaskedDiffusion(vocab.mask_id, schedule=SCHEDULES[schedule]())
     raise ValueError(f"no objective for attention {mode!r}")
 
-def _vocab(corpus: Corpus | None, pairs: PairCorpus | None, data: TextConfig, dir: Path) -> Vocab:
-    "The run's vocabulary: reused from `dir` when made from the same inputs and settings, else built and saved there."
+def _vocab(corpus: Corpus | None, pairs: PairCorpus | None, data: TextConfig, dir: Path, captions=None, n_image_codes: int = 0) -> Vocab:
+    """The run's vocabulary: reused from `dir` when made from the same inputs and settings, else built and saved there.
+    An image run with text data passes its training `captions` (they join the BPE's data) and its codebook size."""
     key = dict(corpus=corpus.fingerprint() if corpus else None, n_text=data.n_text, tokenizer=data.tokenizer,
                sample_mb=data.tokenizer_sample_mb)
     if pairs: key['pairs'] = pairs.fingerprint()
+    if captions is not None: key.update(captions=captions.fingerprint(), n_image_codes=n_image_codes)
     if (dir/'vocab_key.json').exists() and json.loads((dir/'vocab_key.json').read_text()) == json.loads(json.dumps(key)):
         return Vocab.load(dir)
-    vocab = corpus_vocab([c for c in (corpus, pairs) if c], data.n_text, data.tokenizer or None, data.tokenizer_sample_mb)
+    vocab = corpus_vocab([c for c in (captions, corpus, pairs) if c], data.n_text, data.tokenizer or None, data.tokenizer_sample_mb,
+                         n_image_codes)
     vocab.save(dir); atomic_write_text(dir/'vocab_key.json', json.dumps(key))
     return vocab
 
@@ -312,15 +317,23 @@ def _write_skipped(problems: list, out: Path):
         atomic_write_text(out/'skipped.txt', ''.join(f"{p}\n" for p in problems))
         print(f"left out {len(problems)} bad record(s), listed in {out/'skipped.txt'}", file=sys.stderr)
 
-def _prepare(run: Run, out: Path, progress: bool):
-    "Check the corpus and the pairs, build the vocabulary and the token files (main process)."
+def _check_text(run: Run, progress: bool) -> tuple[Corpus | None, PairCorpus | None]:
+    "Check every record of the run's --text corpus and --sft pairs (the ones it has)."
     d = run.data
     corpus = check_corpus(run.run.text, d.field, run.run.skip_bad, progress) if run.run.text else None
     pairs = check_pairs(run.run.sft, d.prompt_field, d.response_field, run.run.skip_bad) if run.run.sft else None
-    _write_skipped([*(corpus.problems if corpus else []), *(pairs.problems if pairs else [])], out)
-    vocab = _vocab(corpus, pairs, d, out/'data')
+    return corpus, pairs
+
+def _prepare_text(corpus, pairs, vocab: Vocab, d: TextConfig, seq_len: int, out: Path, progress: bool):
+    "Token files of the corpus (`OUT/data/`) and of the pairs, for sequences of `seq_len` (`OUT/data/sft/`)."
     if corpus: prepare_text(corpus, vocab, out/'data', val_every=d.val_every, progress=progress)
-    if pairs: prepare_pairs(pairs, vocab, out/'data'/'sft', d.seq_len, val_every=d.val_every, progress=progress)
+    if pairs: prepare_pairs(pairs, vocab, out/'data'/'sft', seq_len, val_every=d.val_every, progress=progress)
+
+def _prepare(run: Run, out: Path, progress: bool):
+    "Check the corpus and the pairs, build the vocabulary and the token files (main process)."
+    corpus, pairs = _check_text(run, progress)
+    _write_skipped([*(corpus.problems if corpus else []), *(pairs.problems if pairs else [])], out)
+    _prepare_text(corpus, pairs, _vocab(corpus, pairs, run.data, out/'data'), run.data, run.data.seq_len, out, progress)
 
 # %% ../nbs/17_run.ipynb #52f58f6c
 def _pair_text(item: dict, vocab: Vocab) -> tuple[str, str]:
@@ -348,6 +361,21 @@ def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab:
     atomic_write_text(Path(trainer.cfg.out_dir)/'samples'/f"step-{rec['step']:07d}.txt", ''.join(lines))
     model.train()
 
+def _text_datasets(run: Run, out: Path, vocab: Vocab, L: int) -> tuple[list, dict, dict]:
+    "The prepared text of a run as datasets of length-L items: (training parts, held-out parts by kind, sizes for the summary)."
+    train_parts, held, sizes = [], {}, {}
+    if run.run.text:                                                             # language-model windows of the corpus
+        prep = PreparedText(out/'data', json.loads((out/'data'/'meta.json').read_text()))
+        train_parts.append(prep.windows('train', L, vocab))
+        if prep.meta['n_val'] >= L - 1: held['windows'] = prep.windows('val', L, vocab)
+        sizes.update(tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
+    if run.run.sft:                                                              # prompt/response items
+        pp = PreparedPairs(out/'data'/'sft', json.loads((out/'data'/'sft'/'pairs.json').read_text()))
+        train_parts.append(pp.rows('train', L, vocab))
+        if pp.meta['n_val']: held['pairs'] = pp.rows('val', L, vocab)
+        sizes.update(pairs_train=pp.meta['n_train'], pairs_val=pp.meta['n_val'])
+    return train_parts, held, sizes
+
 def train_text(run: Run, progress: bool = True) -> dict:
     "Run a text training job end to end (see above); returns the final metrics."
     out = Path(run.run.out)
@@ -362,17 +390,7 @@ def train_text(run: Run, progress: bool = True) -> dict:
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
     vocab, L = Vocab.load(out/'data'), run.data.seq_len
-    train_parts, held, sizes = [], {}, {}
-    if run.run.text:                                                             # language-model windows of the corpus
-        prep = PreparedText(out/'data', json.loads((out/'data'/'meta.json').read_text()))
-        train_parts.append(prep.windows('train', L, vocab))
-        if prep.meta['n_val'] >= L - 1: held['windows'] = prep.windows('val', L, vocab)
-        sizes.update(tokens_train=prep.meta['n_train'], tokens_val=prep.meta['n_val'])
-    if run.run.sft:                                                              # prompt/response items
-        pp = PreparedPairs(out/'data'/'sft', json.loads((out/'data'/'sft'/'pairs.json').read_text()))
-        train_parts.append(pp.rows('train', L, vocab))
-        if pp.meta['n_val']: held['pairs'] = pp.rows('val', L, vocab)
-        sizes.update(pairs_train=pp.meta['n_train'], pairs_val=pp.meta['n_val'])
+    train_parts, held, sizes = _text_datasets(run, out, vocab, L)
     w = run.data.sft_weight
     train_ds = _mixture(train_parts, [1 - w, w], run.run.seed)
     val_ds = _mixture(list(held.values()), [1 - w, w] if len(held) == 2 else [1.0], run.run.seed + 1) if held else None
@@ -442,15 +460,29 @@ def _all_captions(texts: list) -> list[tuple[int, str]]:
     "(image index, caption) for every caption of every image (an image's `text` is a string or a list of strings)."
     return [(i, c) for i, t in enumerate(texts) for c in ([t] if isinstance(t, str) else t)]
 
+@dataclass
+class _Captions:
+    "The training captions of prepared images, as a corpus for the BPE of an image run with text data."
+    prep: PreparedImages
+    def pieces(self, max_bytes: float = float('inf')):
+        val = self.prep.val
+        yield from (c for i, c in _all_captions(self.prep.texts) if not val[i])
+    def fingerprint(self) -> dict: return self.prep.meta['key']
+
 def _caption_vocab(texts: list, im: ImageConfig, n_codes: int, val: np.ndarray) -> tuple[Vocab, int]:
     "BPE on the training captions; (vocab, longest caption in tokens); captions over the limit are an error that lists them."
     caps = _all_captions(texts)
     vocab = train_vocab([c for i, c in caps if not val[i]], n_text=im.n_text, n_image_codes=n_codes, min_frequency=1)
+    return vocab, _longest_caption(texts, vocab, im)
+
+def _longest_caption(texts: list, vocab: Vocab, im: ImageConfig) -> int:
+    "The longest caption in tokens; captions over `image.max_caption_tokens` are an error that lists them."
+    caps = _all_captions(texts)
     lens = [len(vocab.encode(c)) for _, c in caps]
     long = [f"  image {i} ({n} tokens): {c[:60]!r}" for (i, c), n in zip(caps, lens) if n > im.max_caption_tokens]
     if long:
         raise ValueError(f"{len(long)} caption(s) longer than image.max_caption_tokens={im.max_caption_tokens}:\n" + '\n'.join(long[:20]))
-    return vocab, max(lens)
+    return max(lens)
 
 # %% ../nbs/17_run.ipynb #629ba868
 def _image_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, tok, held: dict, im: ImageConfig):
@@ -469,7 +501,8 @@ def _image_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab:
     trainer.raw_model.train()
 
 def train_images(run: Run, progress: bool = True) -> dict:
-    "Train the image tokenizer and one text-to-image + captioning model on an image-caption folder (see above)."
+    """Train the image tokenizer and one text-to-image + captioning model on an image-caption folder (see above); with --text /
+    --sft data too, the same model also learns language modelling / prompt-response items (`image.text_weight` of the mix)."""
     out, im = Path(run.run.out), run.image
     seed_everything(run.run.seed)
     if run.run.attention != 'full':
@@ -477,11 +510,17 @@ def train_images(run: Run, progress: bool = True) -> dict:
                          "are not built yet); leave --attention at full")
     tcfg, acc = _accelerator(run, progress)
     t_start = time.perf_counter()
+    mixed = bool(run.run.text or run.run.sft)                                  # text items in the mix too
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         corpus = check_image_folder(run.run.images, im.image_size, im.field, run.run.skip_bad, tcfg.progress)
-        _write_skipped(corpus.problems, out)
+        text_corpus, pairs = _check_text(run, tcfg.progress)
+        _write_skipped([*corpus.problems, *(text_corpus.problems if text_corpus else []), *(pairs.problems if pairs else [])], out)
         prep = prepare_images(corpus, out/'data', im.image_size, im.channels, im.val_every, tcfg.progress)
+        if mixed:                                                                # one BPE on captions + text, codes after it
+            vocab = _vocab(text_corpus, pairs, run.data, out/'data', _Captions(prep), im.n_codes)
+            L = image_seq_len(vocab, _longest_caption(prep.texts, vocab, im), (im.image_size // im.down) ** 2)
+            _prepare_text(text_corpus, pairs, vocab, run.data, L, out, tcfg.progress)
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
     prep = PreparedImages(out/'data', json.loads((out/'data'/'images.json').read_text()))
@@ -490,7 +529,10 @@ def train_images(run: Run, progress: bool = True) -> dict:
     tok = imagetok.load(out/'imagetok', device=acc.device)
     hwc = as_hwc(pixels)                                                                        # (N, S, S[, 3]) uint8
     codes = encode_images(tok, hwc.to(acc.device)).cpu()                                        # (N, h*w): encoded once
-    vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
+    if mixed:
+        vocab = Vocab.load(out/'data')
+        max_cap = _longest_caption(prep.texts, vocab, im)
+    else: vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
     L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
     tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
     texts = prep.texts                                                          # per image: a string or a list of strings
@@ -504,12 +546,21 @@ def train_images(run: Run, progress: bool = True) -> dict:
         cap_codes = torch.cat([cap_codes, encode_images(tok, warped.to(acc.device)).cpu()])
         cap_txt = cap_txt + [t for t in cap_txt for _ in range(im.caption_aug)]
     mmu = MMUDataset(vocab, cap_codes, cap_txt, L, 10_000_000, seed=run.run.seed + 1, pixels=cap_px if im.reader else None)
-    train_ds = MixedDataset([t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight], 10_000_000, seed=run.run.seed)
-    val_ds = None
+    parts, weights = [t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight]
+    text_parts, text_held, sizes = _text_datasets(run, out, vocab, L) if mixed else ([], {}, {})
+    if text_parts:                                                              # windows / pairs of the same length L
+        w = run.data.sft_weight
+        text_w = [1 - w, w] if len(text_parts) == 2 else [1.0]
+        parts += text_parts
+        weights = [(1 - im.text_weight) * x for x in weights] + [im.text_weight * x for x in text_w]
+    train_ds = MixedDataset(parts, weights, 10_000_000, seed=run.run.seed)
+    val_parts = list(text_held.values())                                       # held-out text, if any
+    val_w = [im.text_weight / len(val_parts) for _ in val_parts]
     if len(va):
         vt = T2IDataset(vocab, codes[va], [texts[i] for i in va.tolist()], L, 4 * len(va), cond_drop=0.0, seed=7)
         vm = MMUDataset(vocab, codes[va], [first[i] for i in va.tolist()], L, 4 * len(va), seed=8, pixels=hwc[va] if im.reader else None)
-        val_ds = MixedDataset([vt, vm], [0.5, 0.5], 8 * len(va), seed=9)
+        val_parts, val_w = [vt, vm] + val_parts, [(1 - im.text_weight) / 2] * 2 + val_w
+    val_ds = MixedDataset(val_parts, val_w, 8 * len(va) if len(va) else 512, seed=9) if val_parts else None
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L, reader_channels=im.channels if im.reader else 0,
                                       reader_down=im.down, reader_hidden=im.reader_hidden))
     seed_everything(run.run.seed)
@@ -527,5 +578,5 @@ def train_images(run: Run, progress: bool = True) -> dict:
     res = _fit_and_save(trainer, run, MMDiff(trainer.raw_model, vocab, tok, pipe_cfg), on_step,
                         {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()})
     tm = json.loads((out/'imagetok.json').read_text())
-    return dict(res, images_train=len(tr), images_val=len(va), seq_len=L, tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'],
+    return dict(res, **sizes, images_train=len(tr), images_val=len(va), seq_len=L, tokenizer_psnr=tm['psnr'], tokenizer_usage=tm['usage'],
                 tokenizer_held_out=tm.get('held_out', True), pixel_reader=im.reader, seconds=time.perf_counter() - t_start)

@@ -254,7 +254,7 @@ def test_bad_image_folder_stops_the_run_with_its_list(image_folder, tmp_path):
     assert not (tmp_path/'run'/'imagetok').exists()
     r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2', '--attention', 'block:4', *IMG_TINY)
     assert r.returncode == 2 and 'image runs train full attention for now' in r.stderr
-    r = sh('mmdiff', 'train', '--images', image_folder, '--text', 'x.txt', '--out', tmp_path/'run3')
-    assert r.returncode == 2 and 'give --text / --sft or --images, not both' in r.stderr
+    r = sh('mmdiff', 'train', '--images', image_folder, '--text', 'x.txt', '--out', tmp_path/'run3', *IMG_TINY)
+    assert r.returncode == 2 and 'x.txt: no such file or folder' in r.stderr
     r = sh('mmdiff', 'train', '--images', tmp_path, '--out', tmp_path/'run4')
     assert r.returncode == 2 and 'metadata.jsonl does not exist' in r.stderr

@@ -27,7 +27,7 @@ to the fixed-batch row is the cost of the real data path.
 Sampling uses random weights: speed does not depend on what the model learned (no EOS stop, one token per step).
 """
 from __future__ import annotations
-import argparse, gc, json, random, shlex, statistics, tempfile, time
+import argparse, gc, json, os, random, shlex, statistics, tempfile, time
 from pathlib import Path
 
 import torch
@@ -143,8 +143,12 @@ def bench_data_path(a, dev, bf16: bool, work: Path) -> dict:
                  train=dict(max_steps=a.warmup + a.steps, batch_size=B, lr=1e-4, warmup_steps=1, eval_every=0, save_every=0,
                             mixed_precision='bf16' if bf16 else 'no', compile=a.compile, workers=a.workers, progress=False,
                             cpu=dev.type == 'cpu'))
-    t0 = time.perf_counter()
-    res = train_text(resolve(layer), progress=False)
+    t0, threads = time.perf_counter(), os.environ.get('OMP_NUM_THREADS')
+    os.environ['OMP_NUM_THREADS'] = str(torch.get_num_threads())             # the run keeps the other rows' thread count
+    try: res = train_text(resolve(layer), progress=False)
+    finally:
+        if threads is None: os.environ.pop('OMP_NUM_THREADS')
+        else: os.environ['OMP_NUM_THREADS'] = threads
     total = time.perf_counter() - t0
     m = [json.loads(l) for l in (work/'run'/'metrics.jsonl').read_text().splitlines()]
     at = lambda k: m[k]['step'] * B * n / m[k]['tok_per_s']                   # seconds since the first step began, after step k

@@ -172,6 +172,7 @@ def main(argv=None):
           "", "Example captions (reader on): " + '; '.join(repr(c) for c in rows[0]['example_captions']), "",
           "Machine: " + json.dumps(machine)]
     name = ('own_images_bench_quick' if a.quick else 'own_images_bench') + ('' if a.captions == 'one' else '_templates')
+    name += f'_seed{a.seed}' if a.seed else ''                                # seed 0 keeps the original name
     write_results(Path(a.out_dir), name, dict(rows=rows, classifier_acc=clf_acc, args=vars(a)), '\n'.join(L) + '\n')
 
 

@@ -27,12 +27,13 @@ to the fixed-batch row is the cost of the real data path.
 Sampling uses random weights: speed does not depend on what the model learned (no EOS stop, one token per step).
 """
 from __future__ import annotations
-import argparse, gc, json, os, random, shlex, statistics, tempfile, time
+import argparse, gc, json, os, shlex, statistics, tempfile, time
 from pathlib import Path
 
 import torch
 
 from common import sync, machine_info, command_line, apply_profile
+from bench_data import write_corpus
 from mmdiff.core import seed_everything, get_device, atomic_write_text
 from mmdiff.model import Denoiser, ModelConfig, Causal, BlockDiff, block_diff_mask
 from mmdiff.loss import MaskedDiffusion
@@ -114,29 +115,13 @@ def bench_train(model: Denoiser, objective, batch: dict, dev, steps: int, warmup
                 last_loss=float(loss.detach()), peak_mem_gib=_peak_gib(dev))
 
 
-def write_corpus(dir: Path, n_bytes: int, seed: int = 0) -> Path:
-    "A generated corpus of about `n_bytes` bytes in 8 .txt files: sentences of pseudo-words drawn Zipf-like from 20,000."
-    rng = random.Random(seed)
-    syll = ['ka', 'lo', 'mi', 'ne', 'ru', 'ta', 'so', 'vi', 'de', 'po', 'an', 'el', 'or', 'un', 'is', 'qu']
-    words = [''.join(rng.choice(syll) for _ in range(rng.randint(1, 4))) for _ in range(20_000)]
-    weights = [1 / (r + 1) for r in range(len(words))]
-    dir.mkdir(parents=True, exist_ok=True)
-    for f in range(8):
-        lines, size = [], 0
-        while size < n_bytes // 8:
-            line = ' '.join(rng.choices(words, weights, k=rng.randint(5, 20))).capitalize() + '.\n'
-            lines.append(line)
-            size += len(line)
-        (dir/f'part{f}.txt').write_text(''.join(lines))
-    return dir
-
-
 def bench_data_path(a, dev, bf16: bool, work: Path) -> dict:
     """`mmdiff train`'s path at the benchmark's model shape: corpus files -> checks -> BPE -> token files -> TokenWindows ->
     DataLoader -> Trainer (Accelerate). Steady-state data tokens/s between the end of warm-up and the last step."""
     from mmdiff.run import resolve, train_text
     n, B = a.seq_len, a.batch_size
-    corpus = write_corpus(work/'corpus', max(2_000_000, 6 * B * n * (a.warmup + a.steps)), a.seed)
+    corpus = work/'corpus'
+    write_corpus(corpus, max(2_000_000, 6 * B * n * (a.warmup + a.steps)), 8, a.seed)   # bench_data's corpus
     layer = dict(text=[str(corpus)], out=str(work/'run'), seed=a.seed, resume=False,
                  data=dict(seq_len=n, n_text=max(257 + 1, a.vocab_size - 16), val_every=0, n_samples=0, tokenizer_sample_mb=8.0),
                  model=dict(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head),

@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, command_line, write_results
+from mmdiff.sources import write_image_folder
 
 TRAIN_TEMPLATES = ('a handwritten digit {d}', 'the number {d}', 'a {d}', 'digit {d} written by hand', 'handwritten {d}')
 
@@ -42,16 +43,11 @@ def mnist() -> tuple:
 
 
 def write_folder(images, labels, d: Path, seed: int = 0, captions: str = 'one'):
-    "An imagefolder: PNG files + metadata.jsonl; captions 'one' ('a handwritten digit 3') or 'templates' (one of TRAIN_TEMPLATES each)."
-    from PIL import Image
-    d.mkdir(parents=True, exist_ok=True)
+    "An imagefolder (`mmdiff.sources.write_image_folder`); captions 'one' ('a handwritten digit 3') or 'templates' (one of TRAIN_TEMPLATES each)."
     rng = np.random.default_rng(seed)
-    lines = []
-    for i, (im, y) in enumerate(zip(images, labels)):
-        Image.fromarray(im).save(d / f'{i:05d}.png')
-        t = TRAIN_TEMPLATES[0] if captions == 'one' else TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))]
-        lines.append(json.dumps({'file_name': f'{i:05d}.png', 'text': t.format(d=int(y))}))
-    (d / 'metadata.jsonl').write_text('\n'.join(lines) + '\n')
+    texts = [(TRAIN_TEMPLATES[0] if captions == 'one' else TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))]).format(d=int(y))
+             for y in labels]
+    write_image_folder(d, images, texts)
 
 
 class CNN(nn.Module):

@@ -16,7 +16,7 @@ a nested settings dict (the results JSON keeps it as `settings`) is resolved wit
 See benchmarks/README.md for what each number means.
 """
 from __future__ import annotations
-import argparse, itertools, json, os, re, shutil, tempfile, time
+import argparse, itertools, json, os, re, tempfile, time
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from common import apply_profile, add_run_flags, start_run
 from mmdiff.core import atomic_write_text
 from mmdiff.data import shapes, shape_attributes, SHAPE_TEMPLATES, COLOURS, SHAPES, SIZES, POSITIONS, as_chw, as_hwc, shape_caption
 from mmdiff.imagetok import as_float_images, code_stats, code_given_patch
-from mmdiff.sources import METADATA
+from mmdiff.sources import write_image_folder
 from mmdiff.run import resolve, train_images
 from mmdiff.pipeline import MMDiff
 
@@ -48,29 +48,16 @@ TYPES = dict(lr=float, budget_s=float, t2i_share=float, w_mmu=float, code_emb_sc
 # ----------------------------------------------------------------------------------------------------------------------
 # The training data and the run's settings (`mmdiff train --images` trains the tokenizer and the denoiser)
 def write_shapes_folder(dir, n: int, seed: int = 0) -> Path:
-    """`mmdiff.data.shapes(n, 16, seed)` as an image-caption folder `dir`: `0000.png` ... (16×16 RGB) and a `metadata.jsonl`
-    whose `text` lists the image's canonical caption (`shape_caption`, what captioning learns) first, then every template of
-    SHAPE_TEMPLATES (text-to-image items draw one of them at random). Written once (into a temporary folder, then renamed):
-    an existing folder is kept, like `mmdiff.recipes.write_digits_folder`."""
-    from PIL import Image
-    dir = Path(dir)
-    if (dir/METADATA).exists(): return dir
-    if dir.exists(): raise FileExistsError(f"{dir} exists but has no {METADATA}: not a shapes folder; remove it or choose another")
+    """`mmdiff.data.shapes(n, 16, seed)` as an image-caption folder `dir` (`mmdiff.sources.write_image_folder`, written
+    once): `0000.png` ... (16×16 RGB) and a `metadata.jsonl` whose `text` lists the image's canonical caption
+    (`shape_caption`, what captioning learns) first, then every template of SHAPE_TEMPLATES (text-to-image items draw one
+    of them at random)."""
     images, attrs, _ = shapes(n, 16, seed)
-    tmp = dir.with_name(f'.{dir.name}.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    w, lines = max(4, len(str(n - 1))), []
-    for i, (img, x) in enumerate(zip(images.numpy(), attrs)):
-        name = f'{i:0{w}d}.png'
-        Image.fromarray(img).save(tmp/name)
-        # the canonical caption is template 0, so it comes first and every template occurs once: a uniform draw over the
-        # list is the old `shape_caption(attrs, rng)`, and captioning learns `shape_caption(attrs)`, as before
-        text = [shape_caption(x)] + [prompt(x, t) for t in range(len(SHAPE_TEMPLATES)) if prompt(x, t) != shape_caption(x)]
-        lines.append(json.dumps(dict(file_name=name, text=text)) + '\n')
-    (tmp/METADATA).write_text(''.join(lines))
-    os.replace(tmp, dir)
-    return dir
+    # the canonical caption is template 0, so it comes first and every template occurs once: a uniform draw over the
+    # list is the old `shape_caption(attrs, rng)`, and captioning learns `shape_caption(attrs)`, as before
+    texts = [[shape_caption(x)] + [prompt(x, t) for t in range(len(SHAPE_TEMPLATES)) if prompt(x, t) != shape_caption(x)]
+             for x in attrs]
+    return write_image_folder(dir, images.numpy(), texts, 'a shapes')
 
 def shapes_config(a, images, out, dev) -> dict:
     "The `mmdiff train` settings (nested dict, as in a config file) of this benchmark on the folder `images`, into `out`."

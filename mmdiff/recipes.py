@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from .core import Config, get_device, atomic_write_text
 from .data import digits, digit_caption, DIGIT_TEMPLATES, Reversal, shakespeare
-from .sources import METADATA
+from .sources import METADATA, write_image_folder
 from .pipeline import MMDiff
 from .run import resolve, train_images, train_text, read_config_file
 from .evaluate import train_digit_classifier, diversity, caption_accuracy
@@ -151,24 +151,12 @@ class DigitsRecipe(Config):
     seed: int = 0                 # everything
 
 def write_digits_folder(dir, split: str = 'train') -> Path:
-    """The embedded digits of `split` as an image-caption folder `dir`: `0000.png` ... (8 x 8 gray) and a `metadata.jsonl` whose
-    `text` lists the six caption templates of the image's digit, the canonical one first. Written once (into a temporary
-    folder, then renamed): an existing folder is kept, so the prepared-data cache of a run reading it stays valid."""
-    from PIL import Image
-    dir = Path(dir)
-    if (dir/METADATA).exists(): return dir
-    if dir.exists(): raise FileExistsError(f"{dir} exists but has no {METADATA}: not a digits folder; remove it or choose another")
+    """The embedded digits of `split` as an image-caption folder `dir` (`mmdiff.sources.write_image_folder`): `0000.png` ...
+    (8 x 8 gray) and a `metadata.jsonl` whose `text` lists the six caption templates of the image's digit, the canonical one
+    first. Written once: an existing folder is kept, so the prepared-data cache of a run reading it stays valid."""
     images, labels = digits(split)
-    tmp = dir.with_name(f'.{dir.name}.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    lines = []
-    for i, (img, d) in enumerate(zip(images.numpy(), labels.tolist())):
-        Image.fromarray(img).save(tmp/f'{i:04d}.png')
-        lines.append(json.dumps(dict(file_name=f'{i:04d}.png', text=[t.format(d=d) for t in DIGIT_TEMPLATES])) + '\n')
-    (tmp/METADATA).write_text(''.join(lines))
-    os.replace(tmp, dir)
-    return dir
+    texts = [[t.format(d=d) for t in DIGIT_TEMPLATES] for d in labels.tolist()]     # DIGIT_TEMPLATES[0]: the canonical caption
+    return write_image_folder(dir, images.numpy(), texts, 'a digits')
 
 # %% ../nbs/18_recipes.ipynb #84fddab2
 def digits_config(recipe: DigitsRecipe, images, out, budget_s: float = 0.0, device=None, progress: bool = True) -> dict:

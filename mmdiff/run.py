@@ -391,9 +391,8 @@ def train_text(run: Run, progress: bool = True) -> dict:
     acc.wait_for_everyone()
     vocab, L = Vocab.load(out/'data'), run.data.seq_len
     train_parts, held, sizes = _text_datasets(run, out, vocab, L)
-    w = run.data.sft_weight
-    train_ds = _mixture(train_parts, [1 - w, w], run.run.seed)
-    val_ds = _mixture(list(held.values()), [1 - w, w] if len(held) == 2 else [1.0], run.run.seed + 1) if held else None
+    train_ds = _mixture(train_parts, _text_shares(len(train_parts), run.data), run.run.seed)
+    val_ds = _mixture(list(held.values()), _text_shares(len(held), run.data), run.run.seed + 1) if held else None
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L))
     trainer = Trainer(Denoiser(mcfg, mode), objective_for(mode, vocab, run.run.schedule), train_ds, tcfg, val_ds, accelerator=acc)
     pipe = MMDiff(trainer.raw_model, vocab, None, PipelineConfig(seq_len=L, image_size=0, attention=run.run.attention))
@@ -402,6 +401,10 @@ def train_text(run: Run, progress: bool = True) -> dict:
             _write_samples(tr, rec, pipe.cfg, vocab, held, run)
     res = _fit_and_save(trainer, run, pipe, on_step, {**run.run.to_dict(), **run.model, **tcfg.to_dict()})
     return dict(res, **sizes)
+
+def _text_shares(n_parts: int, d: TextConfig) -> list[float]:
+    "Mix weights of a run's text parts: [windows, pairs] = [1 - data.sft_weight, data.sft_weight] when it has both."
+    return [1 - d.sft_weight, d.sft_weight] if n_parts == 2 else [1.0] * n_parts
 
 def _mixture(parts: list, weights: list, seed: int):
     "One dataset, or a `MixedDataset` of several (item i from part k with probability weights[k]; as many items as all parts)."
@@ -462,7 +465,7 @@ def _all_captions(texts: list) -> list[tuple[int, str]]:
 
 @dataclass
 class _Captions:
-    "The training captions of prepared images, as a corpus for the BPE of an image run with text data."
+    "The training captions of prepared images, as a corpus for the BPE of an image run with text data (all of them: small)."
     prep: PreparedImages
     def pieces(self, max_bytes: float = float('inf')):
         val = self.prep.val
@@ -549,10 +552,9 @@ def train_images(run: Run, progress: bool = True) -> dict:
     parts, weights = [t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight]
     text_parts, text_held, sizes = _text_datasets(run, out, vocab, L) if mixed else ([], {}, {})
     if text_parts:                                                              # windows / pairs of the same length L
-        w = run.data.sft_weight
-        text_w = [1 - w, w] if len(text_parts) == 2 else [1.0]
         parts += text_parts
-        weights = [(1 - im.text_weight) * x for x in weights] + [im.text_weight * x for x in text_w]
+        text_w = [im.text_weight * x for x in _text_shares(len(text_parts), run.data)]
+        weights = [(1 - im.text_weight) * x for x in weights] + text_w
     train_ds = MixedDataset(parts, weights, 10_000_000, seed=run.run.seed)
     val_parts = list(text_held.values())                                       # held-out text, if any
     val_w = [im.text_weight / len(val_parts) for _ in val_parts]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_sources.ipynb #ebdd7276
 from __future__ import annotations
-import codecs, glob, hashlib, itertools, json, os
+import codecs, glob, hashlib, itertools, json, os, shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,8 +24,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 __all__ = ['PIECE', 'KINDS', 'PREPARED_VERSION', 'IMAGE_SUFFIXES', 'METADATA', 'Problem', 'BadInputError', 'TextSource',
            'TxtFile', 'json_lines', 'JsonlFile', 'ArrowFolder', 'text_sources', 'Corpus', 'check_corpus',
            'corpus_vocab', 'PreparedText', 'prepare_text', 'TokenWindows', 'PairCorpus', 'check_pairs', 'PairRows',
-           'PreparedPairs', 'prepare_pairs', 'ImageCorpus', 'check_image_folder', 'load_image', 'PreparedImages',
-           'prepare_images']
+           'PreparedPairs', 'prepare_pairs', 'ImageCorpus', 'check_image_folder', 'write_image_folder', 'load_image',
+           'PreparedImages', 'prepare_images']
 
 # %% ../nbs/16_sources.ipynb #3448123b
 @dataclass(frozen=True)
@@ -559,6 +559,29 @@ def check_image_folder(folder, image_size: int, field: str = 'text', skip_bad: b
         raise BadInputError(problems, what=str(folder), hint='fix these, or pass --skip-bad to leave them out (the list is written to the run folder)')
     if not files: raise ValueError(f"{folder}: no usable image" + (f" ({len(problems)} bad record(s) left out)" if problems else ''))
     return ImageCorpus(folder, files, texts, problems)
+
+# %% ../nbs/16_sources.ipynb #2e9cc347
+def write_image_folder(dir, images, texts: list, what: str = 'an image') -> Path:
+    """Write uint8 `images` (N,H,W) or (N,H,W,3) with their captions `texts` (a string or a list of strings each) as an
+    image-caption folder `dir`: `0000.png` ... and a `metadata.jsonl`. Written once, into a temporary folder that is then
+    renamed: an existing folder is kept, so the prepared-data cache of the runs that read it stays valid."""
+    from PIL import Image
+    dir = Path(dir)
+    if (dir/METADATA).exists(): return dir
+    if dir.exists():
+        raise FileExistsError(f"{dir} exists but has no {METADATA}: not {what} folder; remove it or choose another")
+    if len(images) != len(texts): raise ValueError(f"{len(images)} images but {len(texts)} captions")
+    tmp = dir.with_name(f'.{dir.name}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    w, lines = max(4, len(str(len(images) - 1))), []
+    for i, (img, text) in enumerate(zip(images, texts)):
+        name = f'{i:0{w}d}.png'
+        Image.fromarray(np.asarray(img)).save(tmp/name)
+        lines.append(json.dumps(dict(file_name=name, text=text)) + '\n')
+    (tmp/METADATA).write_text(''.join(lines))
+    os.replace(tmp, dir)
+    return dir
 
 # %% ../nbs/16_sources.ipynb #9fa61922
 def load_image(im, image_size: int, channels: int) -> np.ndarray:

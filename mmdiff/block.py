@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 from .schedule import Schedule, Linear, LogLinear, sample_t
-from .loss import Objective, forward_mask, weighted_masked_ce
+from .loss import Objective, forward_mask, weighted_masked_ce, task_losses, reader_inputs
 from .model import BlockDiff
-from .sample import add_gumbel_noise, num_transfer_tokens, as_commit, SampleStats
+from .sample import add_gumbel_noise, num_transfer_tokens, as_commit, commit_step, SampleStats, Rows
 from .train import collate
 from .evaluate import nelbo
 
@@ -47,12 +47,16 @@ def block_times(B: int, n_blocks: int, low: float = 0., high: float = 1., antith
     return low + (high - low) * (s + u) / (B * n_blocks)
 
 class BlockDiffusion(Objective):
-    "BD3-LM objective: one t per block in [`t_low`, `t_high`], x_t ⊕ x_0 through a `BlockDiff` model, CE·w(t) on masked tokens of the noisy half."
+    """BD3-LM objective: one t per block in [`t_low`, `t_high`], x_t ⊕ x_0 through a `BlockDiff` model, CE·w(t) on masked
+    tokens of the noisy half. Mixed-task batches: per-task losses logged and weighted by `task_weights` (as `MaskedDiffusion`);
+    captioning items' pixels go to the model's pixel reader."""
     def __init__(self, mask_id: int, block_size: int, schedule: Schedule | None = None, per_answer: bool = True,
-                 t_low: float = 0.0, t_high: float = 1.0, antithetic: bool = True):
+                 t_low: float = 0.0, t_high: float = 1.0, antithetic: bool = True,
+                 task_weights: tuple[float, ...] | None = None, task_names: tuple[str, ...] = ('text', 't2i', 'mmu')):
         if not 0 <= t_low < t_high <= 1: raise ValueError(f"need 0 <= t_low < t_high <= 1, got t_low={t_low}, t_high={t_high}")
         self.mask_id, self.block_size, self.schedule, self.per_answer = mask_id, block_size, schedule or Linear(), per_answer
         self.t_low, self.t_high, self.antithetic = t_low, t_high, antithetic
+        self.task_weights, self.task_names = task_weights, task_names
 
     def losses(self, model, batch, generator=None, t_low=None, t_high=None, antithetic=None) -> tuple[torch.Tensor, dict]:
         "Per-sequence losses (B,) and stats."
@@ -64,14 +68,14 @@ class BlockDiffusion(Objective):
                         self.antithetic if antithetic is None else antithetic, generator).to(x0.device)   # (B, n/b)
         t = t.repeat_interleave(self.block_size, dim=1)                         # (B, n): one t per block
         xt, masked, p = forward_mask(x0, t, self.schedule, self.mask_id, prompt, generator)
-        logits = model(xt, modality=batch.get('modality'), clean=x0)            # (B, n, V): the noisy half
+        logits = model(xt, modality=batch.get('modality'), clean=x0, **reader_inputs(batch))   # (B, n, V): the noisy half
         tok = weighted_masked_ce(logits, x0, masked, self.schedule.weight(t))   # (B, n)
         denom = (~prompt.bool()).sum(-1).clamp_min(1) if self.per_answer else torch.full((B,), n, device=x0.device)
         return tok.sum(-1) / denom, dict(mask_frac=masked.float().mean().item())
 
     def __call__(self, model, batch, generator=None):
         per_seq, st = self.losses(model, batch, generator)
-        loss = per_seq.mean()
+        loss = task_losses(per_seq, batch, st, self.task_weights, self.task_names).mean()
         return loss, dict(loss=loss.item(), **st)
 
 # %% ../nbs/10_block.ipynb #8ea66c64
@@ -128,22 +132,37 @@ def _check_block_args(model, prompt, gen_length, bs, steps, temperature, top_p, 
 def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per_block: int | None = None,
                    temperature: float = 0., top_p: float = 1.0, threshold: float | None = None, factor: float | None = None,
                    eos_id: int | None = None, mask_id: int = 126336, use_cache: bool = True,
-                   generator: torch.Generator | None = None, callback=None, return_stats: bool = False):
+                   generator: torch.Generator | None = None, callback=None, return_stats: bool = False,
+                   cfg_scale: float = 0., modality: torch.Tensor | None = None, pixels: torch.Tensor | None = None,
+                   pixel_slots: torch.Tensor | None = None):
     """Block-diffusion sampling from a `BlockDiff` model: prompt (B, P) -> (B, P + n) ids, n <= gen_length (a whole number of
     blocks, or up to gen_length), stopping once every row has produced `eos_id`. `callback(step, x)` sees the sequence after
-    every step. `return_stats`: also return `SampleStats` (nfe, cache_passes, lengths = tokens up to and including EOS)."""
+    every step. `return_stats`: also return `SampleStats` (nfe, cache_passes, lengths = tokens up to and including EOS).
+    Unified models: `modality` (B, P + gen_length) ids of the whole sequence; `pixels` (B, C, H, W) with `pixel_slots`
+    (B, P) for a pixel reader (read once, in the prefill). `cfg_scale` > 0: classifier-free guidance against unconditional
+    rows whose prompt is all `[MASK]` (LLaDA's choice) and which read no pixels, with their own cache (a step counts 2)."""
     bs = check_block_model(model)
     steps = steps_per_block or bs
     rule = as_commit(threshold, factor)
     _check_block_args(model, prompt, gen_length, bs, steps, temperature, top_p, mask_id, use_cache)
+    if cfg_scale < 0: raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {cfg_scale}")
     stats, t0 = SampleStats(), time.perf_counter()
     B, P = prompt.shape
     T = P + gen_length
+    if modality is not None and tuple(modality.shape) != (B, T):
+        raise ValueError(f"modality must cover prompt + generated tokens: shape ({B}, {T}), got {tuple(modality.shape)}")
     x = torch.cat([prompt, torch.full((B, gen_length), mask_id, dtype=prompt.dtype, device=prompt.device)], 1)  # (B, T)
-    cache = _unwrap(model).new_cache() if use_cache else None
+    read = {}
+    if pixels is not None:                                                  # the slots lie in the prompt
+        if pixel_slots is None or tuple(pixel_slots.shape) != (B, P):
+            raise ValueError(f"pixels need pixel_slots of the prompt's shape ({B}, {P}), got {tuple(getattr(pixel_slots, 'shape', ()))}")
+        slots = torch.cat([pixel_slots.bool(), torch.zeros(B, gen_length, dtype=torch.bool, device=x.device)], 1)
+        read = dict(pixels=pixels, pixel_slots=slots)
+    un = dict(pixel_slots=torch.zeros_like(read['pixel_slots'])) if read else None   # the unconditional rows read no pixels
+    rows = Rows(model, x, P, cfg_scale, torch.full_like(x, mask_id) if cfg_scale > 0 else None, un, use_cache, stats,
+                modality=modality, **read)
     k0 = P // bs                                                            # first block with something to generate
-    if use_cache and k0:                                                    # prefill whole prompt blocks
-        model(x[:, :k0 * bs], cache=cache, update_cache=True); stats.cache_passes += 1; stats.tokens_run += k0 * bs
+    rows.prefill(k0 * bs)                                                   # whole prompt blocks
     done = torch.zeros(B, dtype=torch.bool, device=x.device)
     end = T
     for k in range(k0, math.ceil(T / bs)):
@@ -152,22 +171,19 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
         n_commit = num_transfer_tokens(x[:, lo:hi] == mask_id, n_steps)    # (B, n_steps) scheduled counts
         i = 0
         while (i < n_steps) if rule.scheduled else bool((x[:, lo:hi] == mask_id).any()):
-            logits = model(x[:, lo:hi], cache=cache) if use_cache else model(x[:, :hi])[:, lo:hi]   # (B, b, V)
-            stats.nfe += 1; stats.tokens_run += hi - lo if use_cache else hi
+            logits = rows.logits(lo, hi)                                     # (B, b, V)
             logits[..., mask_id] = -torch.inf                                # never commit [MASK]
             logits = top_p_logits(logits, top_p)
             x0 = add_gumbel_noise(logits, temperature, generator).argmax(-1)   # (B, b)
             conf = F.softmax(logits.double(), -1).gather(-1, x0[..., None])[..., 0]
-            masked = x[:, lo:hi] == mask_id
-            commit = rule.select(torch.where(masked, conf, -torch.inf), n_commit[:, i] if rule.scheduled else None)
-            x[:, lo:hi] = torch.where(commit, x0, x[:, lo:hi])
+            quota = n_commit[:, i] if rule.scheduled else None
+            rows.set(lo, hi, commit_step(x[:, lo:hi], x0, conf, x[:, lo:hi] == mask_id, rule, quota))
             i += 1; stats.steps += 1
             if callback is not None: callback(stats.steps, x)
         if eos_id is not None:
             done |= (x[:, max(lo, P):hi] == eos_id).any(-1)
             if done.all(): end = hi; break
-        if use_cache and hi < T:                                            # append the clean block
-            model(x[:, lo:hi], cache=cache, update_cache=True); stats.cache_passes += 1; stats.tokens_run += hi - lo
+        if hi < T: rows.append(lo, hi)                                      # the clean block joins the cache
     x = x[:, :end]
     gen = x[:, P:]
     if eos_id is not None:                                                  # after the first EOS: EOS (padding, as in training)
@@ -178,3 +194,4 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
     else: stats.lengths = [gen.shape[1]] * B
     stats.wall_s = time.perf_counter() - t0
     return (x, stats) if return_stats else x
+

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from .schedule import Schedule, Linear, sample_t
 
 # %% auto #0
-__all__ = ['forward_mask', 'weighted_masked_ce', 'pretrain_loss', 'sft_loss', 'maskgit_loss', 'Objective', 'MaskedDiffusion',
-           'Autoregressive']
+__all__ = ['forward_mask', 'weighted_masked_ce', 'pretrain_loss', 'sft_loss', 'maskgit_loss', 'Objective', 'task_losses',
+           'reader_inputs', 'MaskedDiffusion', 'Autoregressive']
 
 # %% ../nbs/06_loss.ipynb #8c7de3b7
 def forward_mask(x0: torch.Tensor, t: torch.Tensor, schedule: Schedule, mask_id: int,
@@ -51,6 +51,21 @@ class Objective:
 
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
 
+def task_losses(per_seq: torch.Tensor, batch: dict, stats: dict, task_weights=None,
+                task_names: tuple[str, ...] = ('text', 't2i', 'mmu')) -> torch.Tensor:
+    """Per-sequence losses (B,) of a mixed-task batch: logs each task's mean loss in `stats` (`loss_text`, ...) and returns
+    them multiplied by `task_weights[task]` (unchanged when the batch has no `task` or no weights are given)."""
+    if 'task' not in batch: return per_seq
+    task = batch['task']
+    for k, name in enumerate(task_names):
+        if (task == k).any(): stats[f'loss_{name}'] = per_seq[task == k].mean().item()
+    if task_weights is None: return per_seq
+    return per_seq * torch.tensor(task_weights, device=per_seq.device)[task]
+
+def reader_inputs(batch: dict) -> dict:
+    "The pixel-reader inputs of a batch (captioning items' `pixels` and `pixel_slots`), if it has them."
+    return {k: batch[k] for k in ('pixels', 'pixel_slots') if k in batch}
+
 class MaskedDiffusion(Objective):
     """LLaDA's objective: mask non-prompt tokens at $t \\sim U$[`t_low`, `t_high`], CE weighted by `schedule.weight(t)`,
     per-sample normalised by the answer length (`per_answer`, SFT) or by L (pretraining). In mixed-task batches
@@ -65,18 +80,13 @@ class MaskedDiffusion(Objective):
         x0, prompt = batch['ids'], batch['prompt']
         t = sample_t(x0.shape[0], self.t_low, self.t_high, self.antithetic, generator).to(x0.device)
         xt, masked, p = forward_mask(x0, t, self.schedule, self.mask_id, prompt, generator)
-        read = {k: batch[k] for k in ('pixels', 'pixel_slots') if k in batch}    # captioning items' pixels, for a pixel reader
-        logits = _logits(model(xt, modality=batch.get('modality'), attention_mask=batch.get('attention_mask'), **read))
+        logits = _logits(model(xt, modality=batch.get('modality'), attention_mask=batch.get('attention_mask'),
+                               **reader_inputs(batch)))
         tok = weighted_masked_ce(logits, x0, masked, self.schedule.weight(t)[:, None])          # (B, L)
         denom = (~prompt.bool()).sum(-1).clamp_min(1) if self.per_answer else torch.full_like(t, x0.shape[1])
         per_seq = tok.sum(-1) / denom                                                           # (B,)
         stats = dict(mask_frac=masked.float().mean().item())
-        if 'task' in batch:
-            task = batch['task']
-            for k, name in enumerate(self.task_names):
-                if (task == k).any(): stats[f'loss_{name}'] = per_seq[task == k].mean().item()
-            if self.task_weights is not None: per_seq = per_seq * torch.tensor(self.task_weights, device=x0.device)[task]
-        loss = per_seq.mean()
+        loss = task_losses(per_seq, batch, stats, self.task_weights, self.task_names).mean()
         return loss, dict(loss=loss.item(), **stats)
 
 class Autoregressive(Objective):

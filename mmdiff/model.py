@@ -293,12 +293,12 @@ class Denoiser(nn.Module):
         """ids (B, L), modality (B, L), positions (B, L) or (L,), attention_mask (B, L) bool (True = real key) -> logits (B, L, V).
         Block-wise training: `clean` (B, L) = x_0, the input is then ids ⊕ clean and the logits are those of the noisy half.
         Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values.
-        Pixel reader: `pixels` (B, C, H, W) and `pixel_slots` (B, L) bool; see `pixel_features`."""
+        Pixel reader: `pixels` (B, C, H, W) and `pixel_slots` (B, L) bool (`clean=`: the slots of x_0, added to both halves;
+        `cache=`: the slots among these ids); see `pixel_features`."""
         if (pixels is None) != (pixel_slots is None): raise ValueError("pixels and pixel_slots go together: give both or neither")
-        if pixels is not None and (clean is not None or cache is not None):
-            raise ValueError("pixels are read in a plain forward pass only, not with clean= (block-wise) or cache=")
-        if clean is not None: return self._forward_pair(ids, clean, modality, positions, attention_mask, validate)
-        if cache is not None: return self._forward_cached(ids, modality, positions, attention_mask, validate, cache, update_cache)
+        read = None if pixels is None else (pixels, pixel_slots)
+        if clean is not None: return self._forward_pair(ids, clean, modality, positions, attention_mask, validate, read)
+        if cache is not None: return self._forward_cached(ids, modality, positions, attention_mask, validate, cache, update_cache, read)
         if validate: self.check_inputs(ids, modality, positions)
         B, L = ids.shape
         x, cos, sin = self._embed(ids, modality, torch.arange(L, device=ids.device) if positions is None else positions)
@@ -346,7 +346,7 @@ class Denoiser(nn.Module):
         if self.training and self.cfg.dropout > 0: return False               # attention dropout: SDPA only
         return flex_available() and (device.type == 'cuda' if self.flex is None else self.flex)
 
-    def _forward_pair(self, xt, x0, modality, positions, attention_mask, validate):
+    def _forward_pair(self, xt, x0, modality, positions, attention_mask, validate, read=None):
         "x_t (B, n), x_0 (B, n) -> logits (B, n, V) of the noisy half, both halves at the same positions."
         mode = self.attention
         if not hasattr(mode, 'pair_mask'): raise ValueError(f"x_t ⊕ x_0 input (clean=...) needs a block-wise attention mode such as BlockDiff; this model has {mode!r}")
@@ -358,6 +358,9 @@ class Denoiser(nn.Module):
         pos = torch.arange(n, device=xt.device) if positions is None else positions
         x, cos, sin = self._embed(torch.cat([xt, x0], 1), None if modality is None else torch.cat([modality, modality], 1),
                                   torch.cat([pos, pos], -1))                    # (B, 2n, D), same positions for both halves
+        if read is not None:                                                    # a pixel slot is clean: read in both halves
+            f = self.pixel_features(*read, validate).to(x.dtype)                # (B, n, D)
+            x = x + torch.cat([f, f], 1)
         if attention_mask is not None:
             keys = torch.cat([attention_mask, attention_mask], 1)[:, None, None, :].bool()  # (B, 1, 1, 2n)
             mask = mode.pair_mask(n, xt.device) & keys | torch.eye(2 * n, dtype=torch.bool, device=xt.device)
@@ -381,7 +384,7 @@ class Denoiser(nn.Module):
                              f"this model has {self.attention!r}: every position sees the whole sequence, so cached keys would go stale")
         return KVCache(self.cfg.n_layer)
 
-    def _forward_cached(self, ids, modality, positions, attention_mask, validate, cache, update):
+    def _forward_cached(self, ids, modality, positions, attention_mask, validate, cache, update, read=None):
         "ids (B, L) after the cached prefix of length Lc -> logits (B, L, V); appends their K/V when `update`."
         if not self.attention.supports_cache: self.new_cache()                # raises the ValueError
         if attention_mask is not None: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
@@ -394,6 +397,7 @@ class Denoiser(nn.Module):
             if Lc and cache.k[0].shape[0] != B: raise ValueError(f"batch size {B} != the cache's batch size {cache.k[0].shape[0]}")
         pos = torch.arange(Lc, Lc + L, device=ids.device) if positions is None else positions
         x, cos, sin = self._embed(ids, modality, pos)
+        if read is not None: x = x + self.pixel_features(*read, validate).to(x.dtype)   # slots among these L ids
         mask = self.attention.mask(Lc + L, ids.device)
         mask = None if mask is None else mask[Lc:]                              # (L, Lc + L): new queries vs prefix + new keys
         if mask is not None and bool(mask.all()): mask = None                   # e.g. one block after clean blocks: sees everything

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from .model import SpanCache
 
 # %% auto #0
-__all__ = ['REMASKING', 'add_gumbel_noise', 'num_transfer_tokens', 'Remasking', 'LowConfidence', 'RandomRemask', 'as_remasking',
-           'Commit', 'TopK', 'Threshold', 'Factor', 'as_commit', 'SampleStats', 'ApproxCache', 'PrefixCache',
-           'DualCache', 'generate', 'generate_ar']
+__all__ = ['REMASKING', 'POSITIONAL', 'add_gumbel_noise', 'num_transfer_tokens', 'Remasking', 'LowConfidence', 'RandomRemask',
+           'as_remasking', 'Commit', 'TopK', 'Threshold', 'Factor', 'commit_step', 'as_commit', 'SampleStats',
+           'ApproxCache', 'PrefixCache', 'DualCache', 'generate', 'generate_ar', 'Rows']
 
 # %% ../nbs/07_sample.ipynb #1608e1be
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -91,6 +91,13 @@ class Factor(Commit):
         k = (((n + 1) * (1 - c) < self.f) & torch.isfinite(c)).sum(-1).clamp_min(1)  # (B,)
         return (_ranks(conf) < k[:, None]) & torch.isfinite(conf)
     def __repr__(self): return f"Factor({self.f})"
+
+def commit_step(x: torch.Tensor, x0: torch.Tensor, conf: torch.Tensor, candidates: torch.Tensor, rule: Commit,
+                quota: torch.Tensor | None = None) -> torch.Tensor:
+    """One unmasking step, shared by every sampler: x (B, n) current ids, x0 (B, n) proposed ids, conf (B, n) float64 scores,
+    candidates (B, n) bool (the masked positions this step may fill), `quota` (B,) the scheduled count -> (B, n) ids with the
+    candidates `rule` picks set to their proposal; every other position unchanged."""
+    return torch.where(rule.select(torch.where(candidates, conf, -torch.inf), quota), x0, x)
 
 def as_commit(threshold: float | None = None, factor: float | None = None) -> Commit:
     "The commit rule for `generate`'s arguments: TopK by default, else Threshold or Factor."
@@ -179,12 +186,9 @@ def _commit(x, logits, start, hi, mask_id, quota, rule, remask, temperature, gen
     scores = add_gumbel_noise(logits.index_fill(-1, no_mask, -torch.inf), temperature, generator)
     x0 = scores.argmax(-1)                                                   # (B, n), never [MASK]
     conf = remask.confidence(logits, x0, generator)                          # (B, n) float64
-    conf[:, hi - start:] = -torch.inf
-    x0 = torch.where(mask_index, x0, xs)
-    conf = torch.where(mask_index, conf, -torch.inf)
-    commit = rule.select(conf, quota)                                        # (B, n): top-k / threshold / factor
+    mask_index[:, hi - start:] = False                                       # positions after the block wait their turn
     x = x.clone()
-    x[:, start:start + n] = torch.where(commit, x0, xs)
+    x[:, start:start + n] = commit_step(xs, x0, conf, mask_index, rule, quota)   # top-k / threshold / factor
     return x
 
 @torch.no_grad()
@@ -275,3 +279,76 @@ def generate_ar(model, prompt: torch.Tensor, gen_length: int, temperature: float
             if done.all(): break
     stats.wall_s = time.perf_counter() - t0
     return (x, stats) if return_stats else x
+
+# %% ../nbs/07_sample.ipynb #39ac45de
+POSITIONAL = ('modality', 'attention_mask', 'pixel_slots')   # model kwargs with one entry per position (B, L)
+
+def _cut(kw: dict, a: int, b: int) -> dict:
+    "Model kwargs for positions [a, b): the positional ones sliced, the others (pixels) as they are."
+    return {k: v[:, a:b] if k in POSITIONAL else v for k, v in kw.items()}
+
+class Rows:
+    """The sequences a sampler denoises and its network passes over them. `x` (B, L) ids; `model_kwargs` (B, ...) tensors
+    (modality, attention_mask, pixels, pixel_slots). Guidance (`cfg_scale` > 0): B unconditional rows `ux` (B, L) run with them
+    (`uncond_kwargs` replace model kwargs there); they share every position from `start` on, and `logits` returns
+    u + (w + 1)(c − u). `use_cache` (a model whose attention has an exact KV cache, `Causal` or `BlockDiff`): `prefill(end)`
+    stores positions [0, end), `logits(lo, hi)` runs only [lo, hi) against the cache and `append(lo, hi)` stores a finished
+    block. Without it `logits(lo, hi)` runs [0, hi) (a model with a cache: nothing sees a later position) or all L positions
+    (full attention) and returns [lo, hi). `stats` counts evaluations (a guided pass counts 2) and the positions run."""
+    def __init__(self, model, x: torch.Tensor, start: int, cfg_scale: float = 0., ux: torch.Tensor | None = None,
+                 uncond_kwargs: dict | None = None, use_cache: bool = False, stats: SampleStats | None = None, **model_kwargs):
+        self.model, self.x, self.start, self.w = model, x, start, cfg_scale
+        self.stats = stats or SampleStats()
+        self.B, self.L = x.shape
+        self.exact = getattr(getattr(model, 'attention', None), 'supports_cache', False)
+        kw = {k: v for k, v in model_kwargs.items() if v is not None}
+        if cfg_scale > 0:
+            if ux is None or ux.shape != x.shape: raise ValueError(f"guidance needs unconditional rows shaped like x {tuple(x.shape)}")
+            un = uncond_kwargs or {}
+            kw = {k: torch.cat([v, un.get(k, v)]) for k, v in kw.items()}     # (2B, ...): conditional half, unconditional half
+            self.ux = ux
+        self.kw, self.n = kw, 2 if cfg_scale > 0 else 1
+        self.cache = model.new_cache() if use_cache else None              # raises for full attention
+        if use_cache and 'attention_mask' in kw: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
+        self.cached = 0                                                      # positions [0, cached) are in the cache
+
+    def ids(self, a: int, b: int) -> torch.Tensor:
+        "The ids of positions [a, b) of the rows that run: (B, b - a), or (2B, b - a) under guidance."
+        return torch.cat([self.x[:, a:b], self.ux[:, a:b]]) if self.n == 2 else self.x[:, a:b]
+
+    def _run(self, a: int, b: int, update: bool = False) -> torch.Tensor:
+        kw = _cut(self.kw, a, b)
+        out = _logits(self.model(self.ids(a, b), cache=self.cache, update_cache=update, **kw) if self.cache is not None
+                      else self.model(self.ids(a, b), **kw))
+        self.stats.tokens_run += self.n * (b - a)
+        return out
+
+    def prefill(self, end: int):
+        "Store positions [0, end) in the cache (nothing without one)."
+        if self.cache is None or end <= self.cached: return
+        if 'pixel_slots' in self.kw and self.kw['pixel_slots'][:, end:].any():
+            raise ValueError(f"pixel slots after position {end} cannot be read through the cache: they must lie in the prefilled prompt")
+        self._run(self.cached, end, update=True); self.cached = end; self.stats.cache_passes += 1
+
+    def logits(self, lo: int, hi: int) -> torch.Tensor:
+        "Guided logits (B, hi - lo, V) of positions [lo, hi), from one network evaluation."
+        if self.cache is not None:
+            if lo != self.cached: raise ValueError(f"the cache holds positions [0, {self.cached}); a pass over [{lo}, {hi}) must start there")
+            out = self._run(lo, hi)
+        else: out = self._run(0, hi if self.exact else self.L)[:, lo:hi]
+        self.stats.nfe += self.n
+        if self.n == 1: return out
+        c, u = out.chunk(2)
+        return u + (self.w + 1) * (c - u)
+
+    def set(self, lo: int, hi: int, ids: torch.Tensor):
+        "Write ids (B, hi - lo) into positions [lo, hi) of the rows (the unconditional rows from `start` on)."
+        self.x[:, lo:hi] = ids
+        if self.n == 2 and hi > self.start:
+            a = max(lo, self.start)
+            self.ux[:, a:hi] = ids[:, a - lo:]
+
+    def append(self, lo: int, hi: int):
+        "Store the finished block [lo, hi) in the cache (nothing without one)."
+        if self.cache is not None: self.prefill(hi)
+

@@ -13,14 +13,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 from .vocab import Vocab, TEXT, IMAGE, SPECIAL
+from .model import attention_mode, BlockDiff
 
 # %% auto #0
 __all__ = ['VAL_PLAYS', 'TASK_TEXT', 'TASK_T2I', 'TASK_MMU', 'DIGITS_TEST_START', 'DIGIT_TEMPLATES', 'COLOURS', 'SHAPES', 'SIZES',
            'POSITIONS', 'SHAPE_TEMPLATES', 'clean_play', 'shakespeare', 'Task', 'Reversal', 'Addition', 'format_sft',
-           'format_lm', 'format_t2i', 'format_mmu', 'image_seq_len', 'LMDataset', 'TaskDataset', 'digits',
-           'digit_caption', 'digit_label_from_text', 'random_affine', 'shape_caption', 'draw_shape', 'shapes',
-           'shape_attributes', 'as_chw', 'as_hwc', 'encode_images', 'T2IDataset', 'MMUDataset', 'MixedDataset',
-           'ImageFolder', 'text_files']
+           'format_lm', 'format_t2i', 'format_mmu', 'image_seq_len', 'Layout', 'FullLayout', 'BlockLayout',
+           'layout_for', 'LMDataset', 'TaskDataset', 'digits', 'digit_caption', 'digit_label_from_text',
+           'random_affine', 'shape_caption', 'draw_shape', 'shapes', 'shape_attributes', 'as_chw', 'as_hwc',
+           'encode_images', 'T2IDataset', 'MMUDataset', 'MixedDataset', 'ImageFolder', 'text_files']
 
 # %% ../nbs/03_data.ipynb #30571675
 VAL_PLAYS = ('hamlet', 'the-tempest', 'twelfth-night')  # held out: never trained on
@@ -163,6 +164,91 @@ def format_mmu(vocab: Vocab, codes: torch.Tensor, answer: str | list[int], seq_l
 def image_seq_len(vocab: Vocab, max_caption_tokens: int, n_tok: int, question_tokens: int = 0) -> int:
     "Smallest `seq_len` that fits a t2i or mmu item with `n_tok` codes and a caption (+ question) of the given token counts."
     return max_caption_tokens + question_tokens + n_tok + 5
+
+# %% ../nbs/03_data.ipynb #c24010d2
+class Layout:
+    "Where the parts of text-to-image and captioning sequences go: `t2i`, `mmu`, the `seq_len` that fits both, the code `slot`."
+    def t2i(self, vocab: Vocab, caption, codes, seq_len: int) -> dict: raise NotImplementedError
+    def mmu(self, vocab: Vocab, codes, answer, seq_len: int, question='', pixels=None) -> dict: raise NotImplementedError
+    def seq_len(self, vocab: Vocab, max_caption_tokens: int, n_tok: int, question_tokens: int = 0) -> int: raise NotImplementedError
+    def slot(self, seq_len: int, n_tok: int) -> slice:
+        "Positions of the N image codes in a t2i sequence."
+        raise NotImplementedError
+
+class FullLayout(Layout):
+    "MMaDA's formats (`format_t2i`, `format_mmu`), for full attention: left-padded t2i with pads masked out of attention."
+    def t2i(self, vocab, caption, codes, seq_len): return format_t2i(vocab, caption, codes, seq_len)
+    def mmu(self, vocab, codes, answer, seq_len, question='', pixels=None):
+        return format_mmu(vocab, codes, answer, seq_len, question, pixels)
+    def seq_len(self, vocab, max_caption_tokens, n_tok, question_tokens=0):
+        return image_seq_len(vocab, max_caption_tokens, n_tok, question_tokens)
+    def slot(self, seq_len, n_tok): return slice(seq_len - n_tok - 1, seq_len - 1)
+    def __repr__(self): return 'FullLayout()'
+
+def _round_up(n: int, b: int) -> int: return -(-n // b) * b
+
+class BlockLayout(Layout):
+    "The formats of a block-wise model with blocks of `block_size` tokens: no block mixes prompt and target (see above)."
+    def __init__(self, block_size: int):
+        if not isinstance(block_size, int) or block_size < 1: raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+        self.b = block_size
+    def __repr__(self): return f'BlockLayout({self.b})'
+    def _check(self, n_tok: int, seq_len: int | None = None):
+        if n_tok % self.b:
+            raise ValueError(f"block size {self.b} does not divide the image's {n_tok} codes: choose a block of whole codes "
+                             f"that divides {n_tok} (e.g. one or more rows of the code grid)")
+        if seq_len is not None and seq_len % self.b:
+            raise ValueError(f"seq_len={seq_len} is not a multiple of the block size {self.b}")
+    def seq_len(self, vocab, max_caption_tokens, n_tok, question_tokens=0):
+        self._check(n_tok)
+        t2i = _round_up(max_caption_tokens + 4, self.b) + n_tok                   # caption head, then the codes
+        mmu = _round_up(n_tok + 4 + question_tokens, self.b) + max_caption_tokens + 1   # image head, answer + <|eos|>
+        return _round_up(max(t2i, mmu), self.b)
+    def slot(self, seq_len, n_tok): return slice(seq_len - n_tok, seq_len)
+    def t2i(self, vocab, caption, codes, seq_len):
+        cap, img = _encode(vocab, caption), vocab.image_ids(_flat_codes(codes)).tolist()
+        N = len(img)
+        self._check(N, seq_len)
+        head = [vocab.t2i_id, vocab.bos_id] + cap + [vocab.eos_id, vocab.soi_id]
+        k = seq_len - N - len(head)                                              # pads before the caption
+        if k < 0:
+            raise ValueError(f"t2i caption of {len(cap)} tokens + {N} image codes + 4 specials = {len(head) + N} tokens "
+                             f"exceeds seq_len={seq_len} (at most {seq_len - N - 4} caption tokens fit)")
+        ids = torch.tensor([vocab.pad_id] * k + head + img)
+        modality = torch.tensor([SPECIAL] * (k + 1) + [TEXT] * (len(cap) + 2) + [IMAGE] * (N + 1))
+        prompt = torch.ones(seq_len, dtype=torch.bool)
+        prompt[seq_len - N:] = False
+        return dict(ids=ids, prompt=prompt, modality=modality, attention_mask=torch.ones(seq_len, dtype=torch.bool),
+                    task=torch.tensor(TASK_T2I))
+    def mmu(self, vocab, codes, answer, seq_len, question='', pixels=None):
+        img, q, a = vocab.image_ids(_flat_codes(codes)).tolist(), _encode(vocab, question), _encode(vocab, answer)
+        self._check(len(img), seq_len)
+        head = [vocab.mmu_id, vocab.soi_id] + img + [vocab.eoi_id, vocab.bos_id] + q
+        A = _round_up(len(head), self.b)                                         # the answer starts at a block boundary
+        if A + len(a) + 1 > seq_len:
+            raise ValueError(f"mmu item of {len(img)} image codes + question {len(q)} + answer {len(a)} tokens + specials, "
+                             f"the answer starting at a block boundary ({A}), needs {A + len(a) + 1} tokens: exceeds seq_len={seq_len}")
+        k = A - len(head)
+        ids = torch.tensor([vocab.pad_id] * k + head + a + [vocab.eos_id] * (seq_len - A - len(a)))
+        modality = torch.tensor([SPECIAL] * (k + 1) + [IMAGE] * (len(img) + 2) + [TEXT] * (seq_len - k - len(img) - 3))
+        prompt = torch.zeros(seq_len, dtype=torch.bool)
+        prompt[:A] = True
+        item = dict(ids=ids, prompt=prompt, modality=modality, attention_mask=torch.ones(seq_len, dtype=torch.bool),
+                    task=torch.tensor(TASK_MMU))
+        if pixels is not None:
+            pixels = torch.as_tensor(pixels)
+            pixels = pixels[None] if pixels.dim() == 2 else pixels
+            if pixels.dim() != 3: raise ValueError(f"pixels must be one image (C, H, W) or (H, W), got {tuple(pixels.shape)}")
+            slots = torch.zeros(seq_len, dtype=torch.bool)
+            slots[k + 2: k + 2 + len(img)] = True
+            item.update(pixels=pixels, pixel_slots=slots)
+        return item
+
+def layout_for(attention) -> Layout:
+    "The sequence layout a model with this attention mode (or `attention_mode` string) trains and samples on."
+    mode = attention_mode(attention) if isinstance(attention, str) else attention
+    return BlockLayout(mode.block_size) if isinstance(mode, BlockDiff) else FullLayout()
+
 
 # %% ../nbs/03_data.ipynb #c77288a7
 class LMDataset(Dataset):
@@ -361,13 +447,15 @@ def encode_images(tokenizer, images: torch.Tensor, batch_size: int = 256) -> tor
 class _ImageCaptionDataset(Dataset):
     """Shared parts: `codes` (N, n_tok), `captions`, `n` items of `seq_len`. `captions` holds one entry per image — a string, or a
     list of strings (several captions of one image: each item draws one) — or is a function `(j, rng) -> str`."""
-    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0):
+    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0,
+                 layout: Layout | None = None):
         codes = torch.as_tensor(codes)
         if codes.dim() != 2: raise ValueError(f"codes must have shape (N, n_tok), got {tuple(codes.shape)}; flatten (N,h,w) row-major")
         vocab.image_ids(codes)                                                   # range check
         if not callable(captions):
             if len(captions) != len(codes): raise ValueError(f"{len(captions)} captions for {len(codes)} images")
         self.vocab, self.codes, self.captions, self.seq_len, self.n, self.seed = vocab, codes.long(), captions, seq_len, n, seed
+        self.layout = layout or FullLayout()
     def __len__(self): return self.n
     def image_index(self, i: int) -> int: return i % len(self.codes)
     def _rng(self, i): return random.Random(self.seed * 1_000_003 + i)
@@ -381,9 +469,11 @@ class _ImageCaptionDataset(Dataset):
         if not 0 <= i < self.n: raise IndexError(i)
 
 class T2IDataset(_ImageCaptionDataset):
-    "`n` text-to-image items (`format_t2i`): image `i % N`, its caption, emptied with probability `cond_drop` (condition dropout)."
-    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, cond_drop: float = 0.1, seed: int = 0):
-        super().__init__(vocab, codes, captions, seq_len, n, seed)
+    """`n` text-to-image items (`layout.t2i`, default `format_t2i`): image `i % N`, its caption, emptied with probability
+    `cond_drop` (condition dropout)."""
+    def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, cond_drop: float = 0.1, seed: int = 0,
+                 layout: Layout | None = None):
+        super().__init__(vocab, codes, captions, seq_len, n, seed, layout)
         if not 0 <= cond_drop <= 1: raise ValueError(f"cond_drop must be in [0, 1], got {cond_drop}")
         self.cond_drop = cond_drop
     def text(self, i: int) -> str:
@@ -392,22 +482,22 @@ class T2IDataset(_ImageCaptionDataset):
         return '' if rng.random() < self.cond_drop else cap
     def __getitem__(self, i):
         self._check(i)
-        return format_t2i(self.vocab, self.text(i), self.codes[self.image_index(i)], self.seq_len)
+        return self.layout.t2i(self.vocab, self.text(i), self.codes[self.image_index(i)], self.seq_len)
 
 class MMUDataset(_ImageCaptionDataset):
-    """`n` captioning items (`format_mmu`): image `i % N` as prompt (+ `question`), its caption as the answer.
+    """`n` captioning items (`layout.mmu`, default `format_mmu`): image `i % N` as prompt (+ `question`), its caption as the answer.
     `pixels`: the N uint8 images (N, H, W) or (N, H, W, C) the codes encode, for a model with a pixel reader."""
     def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0, question: str = '',
-                 pixels: torch.Tensor | None = None):
-        super().__init__(vocab, codes, captions, seq_len, n, seed)
+                 pixels: torch.Tensor | None = None, layout: Layout | None = None):
+        super().__init__(vocab, codes, captions, seq_len, n, seed, layout)
         if pixels is not None:
             pixels = as_chw(pixels)
             if len(pixels) != len(self.codes): raise ValueError(f"{len(pixels)} images of pixels for {len(self.codes)} rows of codes")
         self.question, self.pixels = question, pixels
     def __getitem__(self, i):
         self._check(i); j = self.image_index(i)
-        return format_mmu(self.vocab, self.codes[j], self.caption(i), self.seq_len, self.question,
-                          None if self.pixels is None else self.pixels[j])
+        return self.layout.mmu(self.vocab, self.codes[j], self.caption(i), self.seq_len, self.question,
+                               None if self.pixels is None else self.pixels[j])
 
 # %% ../nbs/03_data.ipynb #40617800
 class MixedDataset(Dataset):

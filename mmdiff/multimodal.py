@@ -4,12 +4,15 @@
 
 # %% ../nbs/11_multimodal.ipynb #34210fb7
 from __future__ import annotations
-import math
+import math, time
 from typing import Callable, Sequence
 import torch
 from .vocab import Vocab, TEXT, IMAGE, SPECIAL
-from .data import format_t2i, format_mmu
-from .sample import add_gumbel_noise, num_transfer_tokens, as_remasking, Remasking, generate
+from .data import Layout, FullLayout, layout_for
+from .model import BlockDiff
+from .sample import add_gumbel_noise, num_transfer_tokens, as_remasking, Remasking, generate, commit_step, TopK, Rows
+from .sample import SampleStats
+from .block import generate_block
 
 # %% auto #0
 __all__ = ['t2i_input', 'mmu_input', 'codebook_vectors', 'init_code_embeddings', 'cosine_masked', 'generate_image_codes',
@@ -24,15 +27,19 @@ def _text_ids(vocab: Vocab, text: str | Sequence[int], what: str = 'caption') ->
     if bad: raise ValueError(f"{what} ids must be text ids in [0, {vocab.n_text}), got {bad[:5]}")
     return ids
 
-def t2i_input(vocab: Vocab, caption: str | Sequence[int], n_tokens: int, seq_len: int) -> dict:
-    "The t2i sampler's start (`format_t2i` with the N image codes = [MASK]): `{'ids','prompt','modality','attention_mask'}` (seq_len,)."
-    d = format_t2i(vocab, _text_ids(vocab, caption), torch.zeros(n_tokens, dtype=torch.long), seq_len)
-    d['ids'][seq_len - n_tokens - 1: seq_len - 1] = vocab.mask_id
+def t2i_input(vocab: Vocab, caption: str | Sequence[int], n_tokens: int, seq_len: int, layout: Layout | None = None) -> dict:
+    """The t2i sampler's start (`layout.t2i`, default `format_t2i`, with the N image codes = [MASK]):
+    `{'ids','prompt','modality','attention_mask'}` (seq_len,)."""
+    layout = layout or FullLayout()
+    d = layout.t2i(vocab, _text_ids(vocab, caption), torch.zeros(n_tokens, dtype=torch.long), seq_len)
+    d['ids'][layout.slot(seq_len, n_tokens)] = vocab.mask_id
     return {k: d[k] for k in ('ids', 'prompt', 'modality', 'attention_mask')}
 
-def mmu_input(vocab: Vocab, codes: torch.Tensor, seq_len: int, question: str | Sequence[int] = '', pixels: torch.Tensor | None = None) -> dict:
-    "The captioner's start (`format_mmu` with an empty answer): prompt = <|mmu|> image <|bos|> question; the rest is generated."
-    d = format_mmu(vocab, codes, [], seq_len, question=_text_ids(vocab, question, 'question'), pixels=pixels)
+def mmu_input(vocab: Vocab, codes: torch.Tensor, seq_len: int, question: str | Sequence[int] = '', pixels: torch.Tensor | None = None,
+              layout: Layout | None = None) -> dict:
+    """The captioner's start (`layout.mmu`, default `format_mmu`, with an empty answer): prompt = <|mmu|> image <|bos|> question;
+    the rest is generated."""
+    d = (layout or FullLayout()).mmu(vocab, codes, [], seq_len, question=_text_ids(vocab, question, 'question'), pixels=pixels)
     return {k: d[k] for k in ('ids', 'prompt', 'modality', 'attention_mask', 'pixels', 'pixel_slots') if k in d}
 
 def _stack(items: list[dict]) -> dict: return {k: torch.stack([it[k] for it in items]) for k in items[0]}
@@ -98,84 +105,126 @@ def _check_image_args(model, vocab, n_captions, n_tokens, seq_len, steps, cfg_sc
         if kc.numel() and (int(kc.min()) < 0 or int(kc.max()) >= vocab.n_image_codes):
             raise ValueError(f"kept init_codes must lie in [0, {vocab.n_image_codes}), got range [{int(kc.min())}, {int(kc.max())}]")
 
+def _check_cache_request(model, use_cache) -> bool:
+    "Whether to use the exact KV cache: `use_cache` None = when the model has one; True on a model without one is an error."
+    mode = getattr(model, 'attention', None)
+    has = isinstance(mode, BlockDiff)
+    if use_cache and not has:
+        raise ValueError(f"use_cache=True needs a block-wise model (BlockDiff attention, an exact KV cache); this model has {mode!r}: "
+                         "every position sees the whole sequence, so cached keys would go stale. Leave use_cache at None")
+    return has if use_cache is None else bool(use_cache)
+
 @torch.no_grad()
 def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[int]], n_tokens: int, seq_len: int,
                          steps: int = 16, cfg_scale: float = 0., temperature: float = 1.0, anneal: bool = True,
                          generator: torch.Generator | None = None, callback: Callable[[int, torch.Tensor], None] | None = None,
                          init_codes: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-                         choice_temperature: float | None = None, n_blocks: int = 1) -> torch.Tensor:
+                         choice_temperature: float | None = None, n_blocks: int = 1, use_cache: bool | None = None,
+                         return_stats: bool = False):
     """MaskGIT text-to-image sampling: B captions -> image codes (B, n_tokens) in [0, K).
     `callback(step, ids)` sees the (B, seq_len) sequence after each step; `init_codes` (B, N) + `keep` (B, N) bool inpaint:
     kept codes are fixed, the rest is generated. `choice_temperature` scales the confidence noise (default `temperature`).
     `n_blocks` > 1 generates the codes block-wise: `n_blocks` equal bands in raster order (bands of rows), one after the other,
-    `steps // n_blocks` MaskGIT steps each (same NFE as `n_blocks=1`), later bands staying `[MASK]` until their turn."""
+    `steps // n_blocks` MaskGIT steps each (same NFE as `n_blocks=1`), later bands staying `[MASK]` until their turn.
+    A block-wise model (`BlockDiff` attention) samples its own blocks, in its `BlockLayout`: the caption is the prefix of an
+    exact KV cache (with guidance, the empty caption the prefix of a second one), and each finished block of codes joins it;
+    `use_cache=False` runs every step over the whole prefix instead (the same tokens). `return_stats`: also `SampleStats`."""
+    mode = getattr(model, 'attention', None)
+    cached = _check_cache_request(model, use_cache)
+    layout = layout_for(mode) if isinstance(mode, BlockDiff) else FullLayout()
+    if isinstance(mode, BlockDiff):
+        layout.seq_len(vocab, 0, n_tokens)                                  # a clear error unless the block size divides N
+        own = n_tokens // mode.block_size
+        if n_blocks not in (1, own):
+            raise ValueError(f"this block-wise model generates its own blocks of {mode.block_size} codes ({own} per image): "
+                             f"n_blocks={n_blocks} must be left at 1 (or be {own})")
+        n_blocks = own
     _check_image_args(model, vocab, len(captions), n_tokens, seq_len, steps, cfg_scale, temperature, init_codes, keep)
     if n_blocks < 1 or n_tokens % n_blocks: raise ValueError(f"n_blocks={n_blocks} must be >= 1 and divide n_tokens={n_tokens}")
-    if steps % n_blocks: raise ValueError(f"steps={steps} must be a multiple of n_blocks={n_blocks} (steps per block = steps / n_blocks)")
+    if steps % n_blocks:
+        whose = f"the model's {n_blocks} blocks of {mode.block_size} codes" if isinstance(mode, BlockDiff) else f"n_blocks={n_blocks}"
+        raise ValueError(f"steps={steps} must be a multiple of {whose} (steps per block = steps / n_blocks)")
+    stats, t0 = SampleStats(), time.perf_counter()
     B, N, dev = len(captions), n_tokens, getattr(model, 'device', None) or torch.device('cpu')
     tau_c = temperature if choice_temperature is None else choice_temperature
-    cond = {k: v.to(dev) for k, v in _stack([t2i_input(vocab, c, N, seq_len) for c in captions]).items()}
+    cond = {k: v.to(dev) for k, v in _stack([t2i_input(vocab, c, N, seq_len, layout) for c in captions]).items()}
     x = cond['ids']                                                         # (B, L), image slot = [MASK]
-    slot = slice(seq_len - N - 1, seq_len - 1)                              # the N image codes (before <|eoi|>)
+    slot = layout.slot(seq_len, N)                                          # the N image codes
     if keep is not None:
         x[:, slot] = torch.where(keep.to(dev), init_codes.to(dev).clamp(0, vocab.n_image_codes - 1) + vocab.image_offset, vocab.mask_id)
-    if cfg_scale > 0:                                                       # empty caption, same slot, rows stacked after cond
-        unc = {k: v[None].expand(B, -1).to(dev) for k, v in t2i_input(vocab, [], N, seq_len).items()}
-        mod2, am2 = torch.cat([cond['modality'], unc['modality']]), torch.cat([cond['attention_mask'], unc['attention_mask']])
-    spb, width = steps // n_blocks, N // n_blocks                            # steps and codes per block
-    pos = torch.arange(N, device=dev)
-    for s in range(1, steps + 1):
-        b, sb = (s - 1) // spb, (s - 1) % spb + 1                           # block index, step inside the block (1..spb)
-        active = (pos >= b * width) & (pos < (b + 1) * width)               # (N,) this block's codes
-        img = x[:, slot]                                                    # (B, N)
-        masked = (img == vocab.mask_id) & active                            # (B, N) masked codes of this block
-        if sb == 1: n0 = masked.sum(-1)                                     # (B,) tokens this block starts with
-        if cfg_scale > 0:
-            un_x = unc['ids'].clone(); un_x[:, slot] = img
-            c, u = _logits(model(torch.cat([x, un_x]), modality=mod2, attention_mask=am2)).chunk(2)
-            logits = u + (cfg_scale + 1) * (c - u)                          # (B, L, V)
-        else:
-            logits = _logits(model(x, modality=cond['modality'], attention_mask=cond['attention_mask']))
-        logp = logits[:, slot, vocab.image_offset:vocab.mask_id].to(torch.float64).log_softmax(-1)  # (B, N, K) codes only
-        code = add_gumbel_noise(logp, temperature, generator).argmax(-1)     # (B, N) sampled codes
-        conf = logp.gather(-1, code[..., None])[..., 0]                     # (B, N) log p of the sample
-        if anneal and tau_c > 0: conf = conf + tau_c * (1 - sb / spb) * _gumbel(conf.shape, generator, conf.device)
-        conf = conf.masked_fill(~masked, math.inf)                          # given tokens and other blocks are never touched
-        n_keep_masked = torch.minimum(cosine_masked(n0, sb, spb), masked.sum(-1))  # (B,)
-        order = conf.argsort(dim=-1, stable=True)                               # least confident first
-        ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(N, device=dev).expand_as(order))
-        new = torch.where(masked, code + vocab.image_offset, img)
-        x[:, slot] = torch.where(ranks < n_keep_masked[:, None], vocab.mask_id, new)
-        if callback is not None: callback(s, x.clone())
-    return x[:, slot] - vocab.image_offset
+    kw = dict(modality=cond['modality'])
+    if not isinstance(mode, BlockDiff): kw['attention_mask'] = cond['attention_mask']   # left pads: not read
+    ux, un_kw = None, None
+    if cfg_scale > 0:                                                       # empty caption, same codes: rows after cond
+        unc = {k: v[None].expand(B, -1).to(dev) for k, v in t2i_input(vocab, [], N, seq_len, layout).items()}
+        ux = unc['ids'].clone()
+        ux[:, slot] = x[:, slot]
+        un_kw = {k: unc[k] for k in kw}
+    rows = Rows(model, x, slot.start, cfg_scale, ux, un_kw, cached, stats, **kw)
+    rows.prefill(slot.start)                                                # the caption(s): a cached prefix
+    spb, width = steps // n_blocks, N // n_blocks                           # steps and codes per block
+    for b in range(n_blocks):
+        lo, hi = slot.start + b * width, slot.start + (b + 1) * width
+        n0 = (x[:, lo:hi] == vocab.mask_id).sum(-1)                         # (B,) tokens this block starts with
+        for sb in range(1, spb + 1):
+            masked = x[:, lo:hi] == vocab.mask_id                           # (B, w) masked codes of this block
+            logits = rows.logits(lo, hi)                                    # (B, w, V), guided
+            logp = logits[..., vocab.image_offset:vocab.mask_id].to(torch.float64).log_softmax(-1)  # (B, w, K) codes only
+            code = add_gumbel_noise(logp, temperature, generator).argmax(-1)     # (B, w) sampled codes
+            conf = logp.gather(-1, code[..., None])[..., 0]                 # (B, w) log p of the sample
+            if anneal and tau_c > 0: conf = conf + tau_c * (1 - sb / spb) * _gumbel(conf.shape, generator, conf.device)
+            n_left = masked.sum(-1)
+            quota = n_left - torch.minimum(cosine_masked(n0, sb, spb), n_left)    # (B,) commit all but the cosine count
+            rows.set(lo, hi, commit_step(x[:, lo:hi], code + vocab.image_offset, conf, masked, TopK(), quota))
+            stats.steps += 1
+            if callback is not None: callback(stats.steps, x.clone())
+        if hi < slot.stop: rows.append(lo, hi)                              # the finished block joins the cache
+    stats.wall_s = time.perf_counter() - t0
+    codes = x[:, slot] - vocab.image_offset
+    return (codes, stats) if return_stats else codes
+
 
 # %% ../nbs/11_multimodal.ipynb #d55c4890
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
                   question: str | Sequence[int] = '', pixels: torch.Tensor | None = None, **gen_kw) -> list[str]:
-    """Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to `mmdiff.sample.generate` (temperature, cfg_scale, ...).
+    """Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to the sampler: `mmdiff.sample.generate`
+    (temperature, cfg_scale, ...; `steps` in all), or for a block-wise model `mmdiff.block.generate_block` (`steps` per block,
+    `use_cache`; the caption is generated block by block after the cached image and stops at `<|eos|>`).
     `pixels` (B, C, H, W), the images the codes encode, for a model with a pixel reader."""
     if not isinstance(codes, torch.Tensor) or codes.dim() != 2:
         raise ValueError(f"codes must be a (B, N) tensor of image codes, got {tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= vocab.n_image_codes):
         raise ValueError(f"image codes must lie in [0, {vocab.n_image_codes}), got range [{int(codes.min())}, {int(codes.max())}]")
     if steps is not None and steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    mode = getattr(model, 'attention', None)
+    blockwise = isinstance(mode, BlockDiff)
+    use_cache = _check_cache_request(model, gen_kw.pop('use_cache', None))
+    layout = layout_for(mode) if blockwise else FullLayout()
     dev = getattr(model, 'device', None) or torch.device('cpu')
     if pixels is not None and len(pixels) != len(codes): raise ValueError(f"{len(pixels)} images of pixels for {len(codes)} rows of codes")
     px = [None] * len(codes) if pixels is None else pixels.cpu()
-    batch = {k: v.to(dev) for k, v in _stack([mmu_input(vocab, c.cpu(), seq_len, question, p) for c, p in zip(codes, px)]).items()}
-    if pixels is not None:                                                  # CFG's unconditional half reads no pixels
-        gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'], uncond_kwargs=dict(pixel_slots=torch.zeros_like(batch['pixel_slots'])))
+    items = [mmu_input(vocab, c.cpu(), seq_len, question, p, layout) for c, p in zip(codes, px)]
+    batch = {k: v.to(dev) for k, v in _stack(items).items()}
     P = int(batch['prompt'][0].sum())                                       # same prompt length in every row
     G = seq_len - P                                                         # answer + EOS padding to generate
-    gen_kw.setdefault('block_length', G); gen_kw.setdefault('mask_id', vocab.mask_id)
-    out = generate(model, batch['ids'][:, :P], steps=steps or G, gen_length=G, modality=batch['modality'],
-                   attention_mask=batch['attention_mask'], **gen_kw)         # (B, seq_len)
+    if blockwise:
+        read = dict(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'][:, :P]) if pixels is not None else {}
+        out = generate_block(model, batch['ids'][:, :P], G, steps_per_block=steps, eos_id=vocab.eos_id, mask_id=vocab.mask_id,
+                             modality=batch['modality'], use_cache=use_cache, **read, **gen_kw)  # (B, <= seq_len)
+    else:
+        if pixels is not None:                                              # CFG's unconditional half reads no pixels
+            gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'],
+                          uncond_kwargs=dict(pixel_slots=torch.zeros_like(batch['pixel_slots'])))
+        gen_kw.setdefault('block_length', G); gen_kw.setdefault('mask_id', vocab.mask_id)
+        out = generate(model, batch['ids'][:, :P], steps=steps or G, gen_length=G, modality=batch['modality'],
+                       attention_mask=batch['attention_mask'], **gen_kw)     # (B, seq_len)
     caps = []
     for row in out[:, P:].tolist():
         row = row[:row.index(vocab.eos_id)] if vocab.eos_id in row else row
         caps.append(vocab.decode([t for t in row if t < vocab.n_text]))
     return caps
+
 
 # %% ../nbs/11_multimodal.ipynb #e8935d4d
 @torch.no_grad()
@@ -198,9 +247,7 @@ def infill(model, vocab: Vocab, ids: torch.Tensor, steps: int, temperature: floa
         mask_index = x == vocab.mask_id                                     # (B, L)
         logits = _logits(model(x, **model_kwargs))                          # (B, L, V)
         x0 = add_gumbel_noise(logits.index_fill(-1, no_mask, -torch.inf), temperature, generator).argmax(-1)  # never [MASK]
-        conf = remask.confidence(logits, x0, generator).masked_fill(~mask_index, -torch.inf)  # (B, L)
-        order = conf.argsort(dim=-1, descending=True, stable=True)
-        ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(x.shape[1], device=x.device).expand_as(order))
-        x = torch.where((ranks < n_commit[:, i:i + 1]) & mask_index, x0, x)
+        conf = remask.confidence(logits, x0, generator)                     # (B, L)
+        x = commit_step(x, x0, conf, mask_index, TopK(), n_commit[:, i])
         if callback is not None: callback(i + 1, x.clone())
     return x

@@ -106,11 +106,11 @@ def _check_image_args(model, vocab, n_captions, n_tokens, seq_len, steps, cfg_sc
             raise ValueError(f"kept init_codes must lie in [0, {vocab.n_image_codes}), got range [{int(kc.min())}, {int(kc.max())}]")
 
 def _check_cache_request(model, use_cache) -> bool:
-    "Whether to use the exact KV cache: `use_cache` None = when the model has one; True on a model without one is an error."
+    "Whether to use the exact KV cache: `use_cache` None = when the model has one (`BlockDiff`, `Causal`); True without one is an error."
     mode = getattr(model, 'attention', None)
-    has = isinstance(mode, BlockDiff)
+    has = getattr(mode, 'supports_cache', False)
     if use_cache and not has:
-        raise ValueError(f"use_cache=True needs a block-wise model (BlockDiff attention, an exact KV cache); this model has {mode!r}: "
+        raise ValueError(f"use_cache=True needs a block-wise model (BlockDiff attention: an exact KV cache); this model has {mode!r}: "
                          "every position sees the whole sequence, so cached keys would go stale. Leave use_cache at None")
     return has if use_cache is None else bool(use_cache)
 

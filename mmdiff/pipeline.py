@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from fastcore.basics import patch
 from .core import Config, get_device
 from .vocab import Vocab
 from . import imagetok
@@ -20,7 +21,7 @@ from .model import Denoiser, attention_mode, attention_spec, BlockDiff, Causal
 from .train import save_model, load_model
 from .sample import generate, generate_ar
 from .block import generate_block
-from .multimodal import generate_image_codes, caption_codes
+from .multimodal import generate_image_codes, caption_codes, _check_cache_request
 
 # %% auto #0
 __all__ = ['PIPELINE_VERSION', 'PipelineConfig', 'to_model_images', 'MMDiff', 'check_sampling']
@@ -36,7 +37,8 @@ class PipelineConfig(Config):
     channels: int = 1                # 1 = grayscale, 3 = RGB
     question: str = ''               # text between the image and the caption in mmu sequences
     default_cfg: float = 1.0         # guidance scale used by generate_image when none is given
-    attention: str = 'full'          # the model's attention: full, causal or block:N (it decides how text is sampled)
+    attention: str = 'full'          # the model's attention: full, causal or block:N (it decides how every task is sampled)
+    cond_drop: float | None = None   # caption dropout the model was trained with (0: no guidance possible; None: not recorded)
     def __post_init__(self):
         if self.version != PIPELINE_VERSION: raise ValueError(f"pipeline format version {self.version} is not supported (this mmdiff reads version {PIPELINE_VERSION})")
         attention_mode(self.attention)   # a clear error for an unknown mode
@@ -182,50 +184,68 @@ def check_sampling(steps, cfg_scale=None, temperature=1.0, default_cfg: float = 
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
     return f
 
-def _generate_image(self, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None, temperature: float = 1.0,
-                    seed: int | None = None, n_blocks: int = 1) -> np.ndarray:
-    "Images for `prompts`: uint8 (N, H, W) (grayscale) or (N, H, W, 3). `n_blocks` > 1: block-wise, bands of rows one after the other."
+def _guidance(self, steps, cfg_scale, temperature) -> float:
+    "The guidance scale to sample with (`check_sampling`); a clear error for guidance on a model trained without caption dropout."
+    scale = check_sampling(steps, cfg_scale, temperature, default_cfg=self.cfg.default_cfg)
+    if scale > 0 and self.cfg.cond_drop == 0:
+        raise ValueError(f"guidance (cfg_scale={scale}) needs a model trained with caption dropout, and this one was trained with "
+                         "image.cond_drop=0: it never saw an empty caption. Sample with cfg_scale=0")
+    return scale
+
+@patch
+def generate_image(self: MMDiff, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
+                   temperature: float = 1.0, seed: int | None = None, n_blocks: int = 1,
+                   use_cache: bool | None = None) -> np.ndarray:
+    """Images for `prompts`: uint8 (N, H, W) (grayscale) or (N, H, W, 3). Full attention: `n_blocks` > 1 generates bands of rows
+    one after the other. A block-wise pipeline generates its own blocks with the caption in an exact KV cache (`use_cache=False`:
+    without it, the same images)."""
     n_tokens = self.n_tokens                                                   # a clear error for a text-only pipeline
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts: raise ValueError("no prompts given: pass at least one prompt")
-    scale = check_sampling(steps, cfg_scale, temperature, default_cfg=self.cfg.default_cfg)
+    scale = _guidance(self, steps, cfg_scale, temperature)
     codes = generate_image_codes(self.model, self.vocab, prompts, n_tokens, self.cfg.seq_len, steps=steps,
                                  cfg_scale=scale, temperature=temperature, generator=_generator(seed, self.device),
-                                 n_blocks=n_blocks)
+                                 n_blocks=n_blocks, use_cache=use_cache)
     return self.decode_codes(codes)
 
-def _decode_codes(self, codes: torch.Tensor) -> np.ndarray:
+@patch
+def decode_codes(self: MMDiff, codes: torch.Tensor) -> np.ndarray:
     "Image codes (N, n_tokens) -> uint8 images (N, H, W[, 3])."
     tok = self.needs_images('decoding image codes')
     h, w = tok.grid
     return as_hwc(tok.decode(rearrange(codes, 'n (h w) -> n h w', h=h, w=w))).cpu().numpy()
 
-def _model_images(self, images) -> torch.Tensor:
+@patch
+def _model_images(self: MMDiff, images) -> torch.Tensor:
     "uint8 images of any size (a batch or a list of mixed sizes) -> uint8 (N, C, H, W): the tokenizer's size, device."
     self.needs_images('reading images')
     return to_model_images(images, self.cfg.image_size, self.cfg.channels).to(self.device)
 
-def _encode_images(self, images, resized: bool = False) -> torch.Tensor:
+@patch
+def encode_images(self: MMDiff, images, resized: bool = False) -> torch.Tensor:
     "uint8 images of any size (a batch or a list of mixed sizes) -> codes (N, n_tokens); `resized`: already resized."
     self.needs_images('encoding images')
-    x = images if resized else _model_images(self, images)
+    x = images if resized else self._model_images(images)
     return rearrange(self.needs_images('encoding images').encode(x), 'n h w -> n (h w)')
 
-def _caption(self, images, steps: int | None = None, **gen_kw) -> list[str]:
+@patch
+def caption(self: MMDiff, images, steps: int | None = None, **gen_kw) -> list[str]:
     """A caption per uint8 image: a batch array or a list of images of any sizes and channel counts (resized inside).
-    A model with a pixel reader also reads the (resized) pixels."""
+    A model with a pixel reader also reads the (resized) pixels. `gen_kw` go to `caption_codes` (a block-wise pipeline:
+    `steps` per block, `use_cache`)."""
     self.needs_images('captioning')
-    x = _model_images(self, images)                                                             # (N, C, H, W) uint8
+    x = self._model_images(images)                                                             # (N, C, H, W) uint8
     pixels = x if getattr(self.model, 'reader', None) is not None else None
     return caption_codes(self.model, self.vocab, self.encode_images(x, resized=True), self.cfg.seq_len, steps=steps, question=self.cfg.question, pixels=pixels, **gen_kw)
 
-def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
-             temperature: float = 1.0, seed: int | None = None) -> np.ndarray:
+@patch
+def inpaint(self: MMDiff, images, keep, prompts: list[str] | str, steps: int = 16, cfg_scale: float | None = None,
+            temperature: float = 1.0, seed: int | None = None, use_cache: bool | None = None) -> np.ndarray:
     """Regenerate the region of `images` where `keep` (bool, (N, H, W) pixels at the tokenizer's size, or (N, h, w) tokens)
     is False, under `prompts` (one, or one per image); image tokens whose pixels are all kept stay as they are.
     `images` as in `caption`: a batch array or a list of any sizes (resized inside)."""
     h, w = self.needs_images('inpainting').grid
-    scale = check_sampling(steps, cfg_scale, temperature, default_cfg=self.cfg.default_cfg)
+    scale = _guidance(self, steps, cfg_scale, temperature)
     codes = self.encode_images(images)
     keep = torch.as_tensor(np.asarray(keep), dtype=torch.bool, device=self.device)
     if keep.dim() == 2: keep = keep[None]
@@ -239,28 +259,30 @@ def _inpaint(self, images, keep, prompts: list[str] | str, steps: int = 16, cfg_
         raise ValueError(f"{len(prompts)} prompts for {len(codes)} images: give one prompt (a string) or one per image")
     out = generate_image_codes(self.model, self.vocab, prompts, self.n_tokens, self.cfg.seq_len, steps=steps,
                                cfg_scale=scale, temperature=temperature, generator=_generator(seed, self.device),
-                               init_codes=codes, keep=rearrange(keep, 'n h w -> n (h w)'))
+                               init_codes=codes, keep=rearrange(keep, 'n h w -> n (h w)'), use_cache=use_cache)
     return self.decode_codes(out)
 
-def _generate_text(self, prompt: str, gen_length: int | None = None, steps: int | None = None, block_length: int | None = None,
-                   temperature: float = 0.0, seed: int | None = None, **gen_kw) -> str:
+@patch
+def generate_text(self: MMDiff, prompt: str, gen_length: int | None = None, steps: int | None = None,
+                  block_length: int | None = None, temperature: float = 0.0, seed: int | None = None,
+                  use_cache: bool | None = None, **gen_kw) -> str:
     """Continue `prompt` (`gen_length` defaults to filling the context) with the sampler of the model's attention: LLaDA's
     (`generate`, full), block by block with the exact cache (`generate_block`, block:N; `steps` per block) or left to right
-    (`generate_ar`, causal). Stops at `<|eos|>`."""
+    (`generate_ar`, causal; `use_cache` for its KV cache). Stops at `<|eos|>`. `use_cache=True` on full attention is an error."""
     if self.cfg.seq_len < 2: raise ValueError(f"seq_len={self.cfg.seq_len} leaves no room to generate")
     p = torch.tensor([[self.vocab.bos_id] + self.vocab.encode(prompt)], device=self.device)
     gen = gen_length or self.cfg.seq_len - p.shape[1]
     if gen < 1: raise ValueError(f"the prompt is {p.shape[1]} tokens with <|bos|>: it fills the context of {self.cfg.seq_len}")
     g, mode = _generator(seed, self.device), self.model.attention
+    cached = _check_cache_request(self.model, use_cache)
     if isinstance(mode, BlockDiff):
         x = generate_block(self.model, p, gen, steps_per_block=steps, temperature=temperature, eos_id=self.vocab.eos_id,
-                           mask_id=self.vocab.mask_id, generator=g, **gen_kw)
-    elif isinstance(mode, Causal): x = generate_ar(self.model, p, gen, temperature, eos_id=self.vocab.eos_id, generator=g, **gen_kw)
+                           mask_id=self.vocab.mask_id, generator=g, use_cache=cached, **gen_kw)
+    elif isinstance(mode, Causal):
+        x = generate_ar(self.model, p, gen, temperature, eos_id=self.vocab.eos_id, generator=g, use_cache=cached, **gen_kw)
     else: x = generate(self.model, p, steps or gen, gen, block_length or gen, temperature=temperature, mask_id=self.vocab.mask_id,
                        generator=g, **gen_kw)
     out = x[0, p.shape[1]:].tolist()
     if self.vocab.eos_id in out: out = out[:out.index(self.vocab.eos_id)]
     return self.vocab.decode(out, skip_special=True)
 
-MMDiff.generate_image, MMDiff.decode_codes, MMDiff.encode_images = _generate_image, _decode_codes, _encode_images
-MMDiff.caption, MMDiff.inpaint, MMDiff.generate_text = _caption, _inpaint, _generate_text

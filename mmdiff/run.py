@@ -14,7 +14,7 @@ from .core import Config, seed_everything, field_comments, atomic_write_text, _p
 from .vocab import Vocab, train_vocab
 from . import imagetok
 from .imagetok import VQConfig, train_tokenizer
-from .data import T2IDataset, MMUDataset, MixedDataset, image_seq_len, encode_images, as_hwc, random_affine
+from .data import T2IDataset, MMUDataset, MixedDataset, encode_images, as_hwc, random_affine, layout_for
 from .multimodal import init_code_embeddings
 from .model import Denoiser, ModelConfig, attention_mode, attention_spec, BlockDiff, Causal, Full
 from .loss import MaskedDiffusion, Autoregressive
@@ -123,6 +123,10 @@ class ImageConfig(Config):
         if self.caption_aug and self.channels != 1: raise ValueError("image.caption_aug works on grayscale images (channels = 1)")
         if not 0 <= self.t2i_weight <= 1: raise ValueError(f"image.t2i_weight must be in [0, 1], got {self.t2i_weight}")
         if not 0 <= self.text_weight < 1: raise ValueError(f"image.text_weight must be in [0, 1), got {self.text_weight}")
+        if not 0 <= self.cond_drop < 1: raise ValueError(f"image.cond_drop must be in [0, 1), got {self.cond_drop}")
+        if self.cond_drop == 0 and self.default_cfg > 0:
+            raise ValueError(f"image.default_cfg={self.default_cfg} asks for guidance, which needs caption dropout: with "
+                             "image.cond_drop=0 set image.default_cfg=0")
 
 # %% ../nbs/17_run.ipynb #2d9affb0
 SECTIONS = {'data': TextConfig, 'image': ImageConfig, 'model': ModelConfig, 'train': TrainConfig}
@@ -290,11 +294,13 @@ def _fit_and_save(trainer: Trainer, run: Run, pipe: MMDiff, on_step, hparams: di
     return dict(step=trainer.step, loss=hist[-1]['loss'] if hist else None,
                 val_loss=next((h['val_loss'] for h in reversed(hist) if 'val_loss' in h), None), params=trainer.raw_model.num_params())
 
-def objective_for(mode, vocab: Vocab, schedule: str = 'linear'):
-    "The training objective that matches an attention mode (the diffusion ones with the masking `schedule`, a `SCHEDULES` name)."
-    if isinstance(mode, BlockDiff): return BlockDiffusion(vocab.mask_id, mode.block_size, schedule=SCHEDULES[schedule]())
+def objective_for(mode, vocab: Vocab, schedule: str = 'linear', task_weights: tuple[float, ...] | None = None):
+    """The training objective that matches an attention mode (the diffusion ones with the masking `schedule`, a `SCHEDULES`
+    name, and per-task loss weights `task_weights` for mixed text / t2i / mmu batches)."""
+    if isinstance(mode, BlockDiff):
+        return BlockDiffusion(vocab.mask_id, mode.block_size, schedule=SCHEDULES[schedule](), task_weights=task_weights)
     if isinstance(mode, Causal): return Autoregressive()
-    if isinstance(mode, Full): return MaskedDiffusion(vocab.mask_id, schedule=SCHEDULES[schedule]())
+    if isinstance(mode, Full): return MaskedDiffusion(vocab.mask_id, schedule=SCHEDULES[schedule](), task_weights=task_weights)
     raise ValueError(f"no objective for attention {mode!r}")
 
 def _vocab(corpus: Corpus | None, pairs: PairCorpus | None, data: TextConfig, dir: Path, captions=None, n_image_codes: int = 0) -> Vocab:
@@ -508,9 +514,13 @@ def train_images(run: Run, progress: bool = True) -> dict:
     --sft data too, the same model also learns language modelling / prompt-response items (`image.text_weight` of the mix)."""
     out, im = Path(run.run.out), run.image
     seed_everything(run.run.seed)
-    if run.run.attention != 'full':
-        raise ValueError(f"attention {run.run.attention!r}: image runs train full attention for now (block-wise text+image models "
-                         "are not built yet); leave --attention at full")
+    mode = attention_mode(run.run.attention)
+    if isinstance(mode, Causal):
+        raise ValueError("attention 'causal': image runs train full attention or block:N (an autoregressive model has no "
+                         "masked image generation); use --attention full or block:N")
+    layout = layout_for(mode)                                                   # where captions, codes and answers go
+    n_tok = (im.image_size // im.down) ** 2
+    layout.seq_len(None, 0, n_tok)                                              # block:N must divide the image's codes
     tcfg, acc = _accelerator(run, progress)
     t_start = time.perf_counter()
     mixed = bool(run.run.text or run.run.sft)                                  # text items in the mix too
@@ -522,7 +532,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
         prep = prepare_images(corpus, out/'data', im.image_size, im.channels, im.val_every, tcfg.progress)
         if mixed:                                                                # one BPE on captions + text, codes after it
             vocab = _vocab(text_corpus, pairs, run.data, out/'data', _Captions(prep), im.n_codes)
-            L = image_seq_len(vocab, _longest_caption(prep.texts, vocab, im), (im.image_size // im.down) ** 2)
+            L = layout.seq_len(vocab, _longest_caption(prep.texts, vocab, im), n_tok)
             _prepare_text(text_corpus, pairs, vocab, run.data, L, out, tcfg.progress)
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
@@ -536,10 +546,11 @@ def train_images(run: Run, progress: bool = True) -> dict:
         vocab = Vocab.load(out/'data')
         max_cap = _longest_caption(prep.texts, vocab, im)
     else: vocab, max_cap = _caption_vocab(prep.texts, im, tok.n_codes, prep.val)
-    L = image_seq_len(vocab, max_cap, tok.tokens_per_image)
+    L = layout.seq_len(vocab, max_cap, tok.tokens_per_image)
     tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
     texts = prep.texts                                                          # per image: a string or a list of strings
-    t2i = T2IDataset(vocab, codes[tr], [texts[i] for i in tr.tolist()], L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed)
+    t2i = T2IDataset(vocab, codes[tr], [texts[i] for i in tr.tolist()], L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed,
+                     layout=layout)
     first = [t if isinstance(t, str) else t[0] for t in texts]                  # captioning learns an image's first caption...
     cap_txt = [texts[i] for i in tr.tolist()] if im.caption_all else [first[i] for i in tr.tolist()]  # ...or draws any of them
     cap_px, cap_codes = hwc[tr], codes[tr]
@@ -548,7 +559,8 @@ def train_images(run: Run, progress: bool = True) -> dict:
         cap_px = torch.cat([cap_px, warped])
         cap_codes = torch.cat([cap_codes, encode_images(tok, warped.to(acc.device)).cpu()])
         cap_txt = cap_txt + [t for t in cap_txt for _ in range(im.caption_aug)]
-    mmu = MMUDataset(vocab, cap_codes, cap_txt, L, 10_000_000, seed=run.run.seed + 1, pixels=cap_px if im.reader else None)
+    mmu = MMUDataset(vocab, cap_codes, cap_txt, L, 10_000_000, seed=run.run.seed + 1, pixels=cap_px if im.reader else None,
+                     layout=layout)
     parts, weights = [t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight]
     text_parts, text_held, sizes = _text_datasets(run, out, vocab, L) if mixed else ([], {}, {})
     if text_parts:                                                              # windows / pairs of the same length L
@@ -559,20 +571,22 @@ def train_images(run: Run, progress: bool = True) -> dict:
     val_parts = list(text_held.values())                                       # held-out text, if any
     val_w = [im.text_weight / len(val_parts) for _ in val_parts]
     if len(va):
-        vt = T2IDataset(vocab, codes[va], [texts[i] for i in va.tolist()], L, 4 * len(va), cond_drop=0.0, seed=7)
-        vm = MMUDataset(vocab, codes[va], [first[i] for i in va.tolist()], L, 4 * len(va), seed=8, pixels=hwc[va] if im.reader else None)
+        vt = T2IDataset(vocab, codes[va], [texts[i] for i in va.tolist()], L, 4 * len(va), cond_drop=0.0, seed=7, layout=layout)
+        vm = MMUDataset(vocab, codes[va], [first[i] for i in va.tolist()], L, 4 * len(va), seed=8,
+                        pixels=hwc[va] if im.reader else None, layout=layout)
         val_parts, val_w = [vt, vm] + val_parts, [(1 - im.text_weight) / 2] * 2 + val_w
     val_ds = MixedDataset(val_parts, val_w, 8 * len(va) if len(va) else 512, seed=9) if val_parts else None
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L, reader_channels=im.channels if im.reader else 0,
                                       reader_down=im.down, reader_hidden=im.reader_hidden))
     seed_everything(run.run.seed)
-    model = Denoiser(mcfg)
+    model = Denoiser(mcfg, mode)
     if im.code_emb_scale > 0: init_code_embeddings(model, vocab, tok.cpu(), scale=im.code_emb_scale, seed=run.run.seed)
     tok.to(acc.device)
-    obj = MaskedDiffusion(vocab.mask_id, SCHEDULES[run.run.schedule](), task_weights=(1.0, 1.0, im.mmu_weight))
+    obj = objective_for(mode, vocab, run.run.schedule, task_weights=(1.0, 1.0, im.mmu_weight))
     if run.run.minutes: tcfg = tcfg.replace(budget_s=max(30.0, run.run.minutes * 60 - (time.perf_counter() - t_start)))
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
-    pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg)
+    pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg,
+                              attention=run.run.attention, cond_drop=im.cond_drop)
     held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
     def on_step(tr_, rec):
         if 'val_loss' in rec and acc.is_main_process and len(va) and im.n_samples:

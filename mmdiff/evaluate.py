@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 from .schedule import Schedule, Linear, LogLinear, sample_t
-from .loss import forward_mask, weighted_masked_ce
+from .loss import forward_mask, weighted_masked_ce, reader_inputs
 from .sample import generate, generate_ar
 from .train import collate
 from .vocab import Vocab
@@ -24,7 +24,8 @@ __all__ = ['nelbo', 'ar_nll', 'task_accuracy', 'DigitClassifier', 'train_digit_c
 def nelbo(model, ds: Dataset, mask_id: int, schedule: Schedule | None = None, n_seqs: int = 256, n_t: int = 8,
           batch_size: int = 32, seed: int = 0, block_size: int | None = None) -> dict:
     """Monte-Carlo NELBO (nats per target token) on the first `n_seqs` items of `ds`; also its standard error and the perplexity bound.
-    With `block_size`, the model is block-wise (BD3-LM): one t per block, and the model reads x_t with the clean x_0 (`clean=`)."""
+    With `block_size`, the model is block-wise (BD3-LM): one t per block, and the model reads x_t with the clean x_0 (`clean=`).
+    Items' padding masks (`attention_mask`, when some key is masked) and pixel-reader inputs go to the model as in training."""
     schedule = schedule or LogLinear()
     g = torch.Generator().manual_seed(seed)
     dev = next(model.parameters()).device
@@ -37,6 +38,8 @@ def nelbo(model, ds: Dataset, mask_id: int, schedule: Schedule | None = None, n_
         if block_size and n % block_size: raise ValueError(f"block_size={block_size} does not divide the sequence length n={n}")
         nb = n // block_size if block_size else 1                                          # independent times per row
         extra = dict(clean=x0) if block_size else {}
+        if 'attention_mask' in b and not b['attention_mask'].all(): extra['attention_mask'] = b['attention_mask'].to(dev)
+        extra.update({k: v.to(dev) for k, v in reader_inputs(b).items()})
         tot = torch.zeros(B, dtype=torch.float64)
         for k in range(n_t):
             t = ((k + torch.rand(B * nb, generator=g)) / n_t).clamp(1e-4, 1.0)                # stratified over [0, 1]

@@ -148,6 +148,7 @@ class DigitsRecipe(Config):
     caption_aug: int = 5          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
     code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale; 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
+    attention: str = 'full'       # the denoiser's attention: full, or block:N (block-wise, N dividing the 16 codes: 4 = a code row)
     seed: int = 0                 # everything
 
 def write_digits_folder(dir, split: str = 'train') -> Path:
@@ -170,7 +171,7 @@ def digits_config(recipe: DigitsRecipe, images, out, budget_s: float = 0.0, devi
     train = dict(max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10), eval_every=0, save_every=0,
                  budget_s=0.0 if r.steps else budget_s, time_limit_s=0.0 if r.steps else 1.1 * budget_s, progress=progress,
                  cpu=get_device(device).type == 'cpu')
-    return dict(images=str(images), out=str(out), seed=r.seed, resume=False, image=image,
+    return dict(images=str(images), out=str(out), seed=r.seed, resume=False, attention=r.attention, image=image,
                 model=dict(d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, dropout=r.dropout), train=train)
 
 def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0, device=None, progress: bool = True,

@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Full attention vs block-wise text+image models (blocks of 1, 2 and 4 code rows) on the embedded digits: the same
+denoiser (d 128, 4 layers), the same training steps, through `mmdiff train`'s path (the digits recipe with `attention`).
+
+    python benchmarks/bench_block_images.py --attention full block:4 block:8 block:16 --steps 1500   # quality, ~35 min on 2 cores
+    python benchmarks/bench_block_images.py --timing          # sampling speed at equal NFE; run it alone on the machine
+    python benchmarks/bench_block_images.py --table           # results/block_images_bench.md and block_images_bench.png
+
+Quality (one JSON line per model in `results/block_images.jsonl`): text-to-image accuracy (100 prompts judged by a classifier
+trained on the real digits), held-out captioning accuracy (the 297 test digits), diversity, and the image-token NELBO of the
+test digits under their canonical caption. Speed (`results/block_images_timing.jsonl`): wall time per image of
+`generate_image_codes` at 16 steps with guidance (32 network evaluations for every model), block-wise with and without the
+KV cache; for the trained digits pipelines and for untrained models of the same width on longer images (8x8 and 16x16 code
+grids: timing only, their weights do not matter). Nothing is asserted.
+"""
+from __future__ import annotations
+import argparse, json, statistics, sys, time
+from pathlib import Path
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import machine_info, command_line  # noqa: E402
+
+RESULTS = HERE / 'results'
+
+
+def rows_of(att: str, width: int) -> str:
+    "How many code rows a block holds."
+    return 'full attention' if att == 'full' else f"{int(att.split(':')[1]) // width} row(s)"
+
+
+def image_nelbo(pipe, n_t: int = 8) -> float:
+    "NELBO (nats per image code) of the test digits under their canonical caption, in the model's layout."
+    from mmdiff.data import digits, T2IDataset, layout_for
+    from mmdiff.evaluate import nelbo
+    from mmdiff.model import BlockDiff
+    imgs, labels = digits('test')
+    codes = pipe.encode_images(imgs.numpy()).cpu()
+    caps = [f'a handwritten digit {d}' for d in labels.tolist()]
+    ds = T2IDataset(pipe.vocab, codes, caps, pipe.cfg.seq_len, len(caps), cond_drop=0.0, layout=layout_for(pipe.cfg.attention))
+    mode = pipe.model.attention
+    bs = mode.block_size if isinstance(mode, BlockDiff) else None
+    return nelbo(pipe.model, ds, pipe.vocab.mask_id, n_seqs=len(ds), n_t=n_t, block_size=bs)['nelbo']
+
+
+def quality(a, att: str) -> dict:
+    "Train one model (or reuse its saved pipeline) and measure it."
+    from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_digits
+    from mmdiff.pipeline import MMDiff
+    from mmdiff.evaluate import train_digit_classifier
+    from mmdiff.data import digits
+    out = Path(a.work) / f"{att.replace(':', '')}_seed{a.seed}"
+    t0 = time.perf_counter()
+    if (out / 'pipeline.json').exists() and (out / 'metrics.jsonl').exists():
+        pipe = MMDiff.from_pretrained(out)
+        hist = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()]
+    else:
+        pipe = train_digits(out, DigitsRecipe(steps=a.steps, attention=att, seed=a.seed), progress=a.progress)
+        hist = pipe.history
+    train_s = time.perf_counter() - t0
+    steps = [h for h in hist if 'step' in h and 'loss' in h]
+    tps = [h['tok_per_s'] for h in steps if h.get('tok_per_s')]
+    ms_step = 1000 * 32 * pipe.cfg.seq_len / statistics.median(tps) if tps else None        # batch 32 of seq_len tokens
+    clf = train_digit_classifier(*digits('train'))
+    torch.manual_seed(a.seed)
+    ev = evaluate_digits(pipe, clf, n_per_digit=10, steps=16, seed=a.seed)
+    ev0 = evaluate_digits(pipe, clf, n_per_digit=10, steps=16, cfg_scale=0.0, seed=a.seed)
+    caps = pipe.caption(digits('test')[0].numpy())
+    lens = [len(pipe.vocab.encode(c)) for c in caps]
+    return dict(attention=att, code_rows_per_block=rows_of(att, 4), seed=a.seed, steps=len(steps), params=pipe.model.num_params(),
+                seq_len=pipe.cfg.seq_len, t2i_acc=ev['t2i_acc'], t2i_acc_cfg0=ev0['t2i_acc'], caption_acc=ev['caption_acc'],
+                diversity=ev.get('diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
+                caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ev['ms_per_caption'],
+                command=command_line(), **machine_info(pipe.device))
+
+
+def time_images(model, vocab, n_tokens: int, L: int, B: int, use_cache, reps: int, steps: int = 16) -> dict:
+    "Median wall seconds per image of `generate_image_codes` with guidance, and its NFE."
+    from mmdiff.multimodal import generate_image_codes
+    caps = ['a handwritten digit 3'] * B
+    kw = dict(steps=steps, cfg_scale=1.0, generator=torch.Generator().manual_seed(0), return_stats=True)
+    if use_cache is not None: kw['use_cache'] = use_cache
+    generate_image_codes(model, vocab, caps, n_tokens, L, **kw)                       # warm-up
+    walls, st = [], None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        _, st = generate_image_codes(model, vocab, caps, n_tokens, L, **kw)
+        walls.append(time.perf_counter() - t0)
+    return dict(s_per_image=statistics.median(walls) / B, nfe=st.nfe, tokens_run=st.tokens_run // B)
+
+
+def timing(a) -> list[dict]:
+    "Sampling speed of every trained digits pipeline, and of untrained models on 8x8 and 16x16 code grids."
+    from mmdiff.pipeline import MMDiff
+    from mmdiff.model import Denoiser, ModelConfig, attention_mode
+    from mmdiff.data import layout_for
+    from mmdiff.vocab import Vocab
+    if a.threads: torch.set_num_threads(a.threads)
+    rows, info = [], machine_info(torch.device('cpu'))
+    cases = []
+    for att in a.attention:
+        out = Path(a.work) / f"{att.replace(':', '')}_seed{a.seed}"
+        if (out / 'pipeline.json').exists():
+            p = MMDiff.from_pretrained(out)
+            cases.append(('digits 8x8 px, 4x4 codes (trained)', att, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, 4))
+    base = cases[0][3] if cases else None
+    for side in a.grids:                                                               # untrained, timing only
+        n = side * side
+        vocab = Vocab(base.tokenizer, n_image_codes=64) if base else None
+        if vocab is None: break
+        for att in ['full'] + [f'block:{side * r}' for r in (1, 2, 4)]:
+            L = layout_for(att).seq_len(vocab, 16, n)
+            torch.manual_seed(0)
+            m = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=128, n_layer=4, n_head=4), attention_mode(att)).eval()
+            cases.append((f'{side}x{side} codes (untrained, timing only)', att, m, vocab, n, L, side))
+    for what, att, model, vocab, n, L, width in cases:
+        for B in a.batch:
+            for cache in ((None,) if att == 'full' else (True, False)):
+                r = time_images(model, vocab, n, L, B, cache, a.reps)
+                row = dict(images=what, attention=att, code_rows_per_block=rows_of(att, width), seq_len=L, batch=B,
+                           cache=None if att == 'full' else cache, **r, threads=torch.get_num_threads(),
+                           load_avg_1m_at_start=info.get('load_avg_1m_at_start'), date=info['date'], command=command_line())
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
+def table(q: list[dict], t: list[dict]) -> str:
+    L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
+    if q:
+        L += [f"Same denoiser ({q[0]['params'] / 1e6:.2f} M parameters), {q[0]['steps']} training steps of 32, seed {q[0]['seed']}, "
+              "through `mmdiff train`'s path (digits recipe). Text-to-image: 100 prompts, 16 steps, judged by a classifier trained on "
+              "the real digits; captioning: the 297 held-out test digits; image NELBO: nats per image code of the test digits.", '',
+              '| attention | block | seq len | text-to-image (cfg 1) | text-to-image (cfg 0) | captioning | diversity | '
+              'image NELBO | caption tokens (mean / max) | ms / train step |', '|---|---|---|---|---|---|---|---|---|---|']
+        for r in q:
+            ms = f"{r['ms_per_step']:.0f}" if r.get('ms_per_step') else '–'
+            div = f"{r['diversity']:.2f}" if r.get('diversity') is not None else '–'
+            L.append(f"| {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['t2i_acc']:.1%} | {r['t2i_acc_cfg0']:.1%} | "
+                     f"{r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
+                     f"{r['caption_tokens_max']} | {ms} |")
+    if t:
+        L += ['', f"Sampling speed: `generate_image_codes`, 16 steps with guidance (NFE 32 for every model), median of the runs, "
+              f"{t[0]['threads']} torch threads, {t[0]['date']}. Speed-up = full attention's time / this row's time, same images and batch.", '',
+              '| images | attention | block | seq len | batch | KV cache | NFE | positions run / image | ms / image | speed-up vs full |',
+              '|---|---|---|---|---|---|---|---|---|---|']
+        full = {(r['images'], r['batch']): r['s_per_image'] for r in t if r['attention'] == 'full'}
+        for r in t:
+            base = full.get((r['images'], r['batch']))
+            sp = f"{base / r['s_per_image']:.2f}×" if base else '–'
+            cache = '–' if r['cache'] is None else ('yes' if r['cache'] else 'no')
+            L.append(f"| {r['images']} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['batch']} | {cache} | "
+                     f"{r['nfe']} | {r['tokens_run']} | {1000 * r['s_per_image']:.2f} | {sp} |")
+    return '\n'.join(L) + '\n'
+
+
+def plot(t: list[dict], path: Path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    groups = sorted({(r['images'], r['batch']) for r in t})
+    fig, axs = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    for ax, (img, B) in zip(axs[0], groups):
+        rs = [r for r in t if (r['images'], r['batch']) == (img, B)]
+        labels = [('full' if r['attention'] == 'full' else r['code_rows_per_block'] + (' cache' if r['cache'] else ' no cache')) for r in rs]
+        ax.barh(range(len(rs)), [1000 * r['s_per_image'] for r in rs], color=['grey' if r['attention'] == 'full' else
+                                                                               ('C0' if r['cache'] else 'C1') for r in rs])
+        ax.set_yticks(range(len(rs)), labels, fontsize=7); ax.invert_yaxis()
+        ax.set_xlabel('ms per image (NFE 32)'); ax.set_title(f'{img}\nbatch {B}', fontsize=8)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--attention', nargs='+', default=['full', 'block:4', 'block:8', 'block:16'])
+    p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--work', default=str(RESULTS.parent / 'work_block_images'), help='where the trained pipelines are kept')
+    p.add_argument('--timing', action='store_true', help='measure sampling speed instead of training')
+    p.add_argument('--grids', type=int, nargs='*', default=[8, 16], help='untrained code grids (side) to time')
+    p.add_argument('--batch', type=int, nargs='+', default=[16, 1])
+    p.add_argument('--reps', type=int, default=3)
+    p.add_argument('--threads', type=int, default=0)
+    p.add_argument('--table', action='store_true')
+    p.add_argument('--progress', action='store_true')
+    p.add_argument('--out-dir', default=str(RESULTS), help='where the results go')
+    a = p.parse_args(argv)
+    res = Path(a.out_dir)
+    res.mkdir(parents=True, exist_ok=True)
+    qlog, tlog = res / 'block_images.jsonl', res / 'block_images_timing.jsonl'
+    if a.table:
+        read = lambda f: [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+        q, t = read(qlog), read(tlog)
+        md = table(q, t)
+        (res / 'block_images_bench.md').write_text(md)
+        if t: plot(t, res / 'block_images_bench.png')
+        print(md); return
+    if a.timing:
+        rows = timing(a)
+        with open(tlog, 'a') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
+        return
+    if a.threads: torch.set_num_threads(a.threads)
+    for att in a.attention:
+        r = quality(a, att)
+        print(json.dumps(r), flush=True)
+        with open(qlog, 'a') as f: f.write(json.dumps(r) + '\n')
+
+
+if __name__ == '__main__':
+    main()

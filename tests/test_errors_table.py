@@ -145,6 +145,43 @@ def test_generate_image_codes_steps_not_multiple_of_blocks(vocab, model):
     with pytest.raises(ValueError, match=r'steps=3 must be a multiple of n_blocks=2'):
         generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, steps=3, n_blocks=2)
 
+@pytest.fixture(scope='module')
+def block_model(vocab):
+    torch.manual_seed(0)
+    return Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2), BlockDiff(2)).eval()
+
+def test_block_model_block_does_not_divide_codes(vocab):
+    m3 = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=24, d_model=16, n_layer=1, n_head=2), BlockDiff(3)).eval()
+    with pytest.raises(ValueError, match=r"block size 3 does not divide the image's 4 codes"):
+        generate_image_codes(m3, vocab, ['a'], n_tokens=4, seq_len=24, steps=4)
+
+def test_block_model_steps_not_multiple_of_its_blocks(vocab, block_model):
+    with pytest.raises(ValueError, match=r"steps=3 must be a multiple of the model's 2 blocks of 2 codes"):
+        generate_image_codes(block_model, vocab, ['a'], n_tokens=4, seq_len=24, steps=3)
+
+def test_block_model_caption_longer_than_context(vocab, block_model):
+    with pytest.raises(ValueError, match=r'exceeds seq_len=12'):
+        generate_image_codes(block_model, vocab, ['reverse: a b c d e f ='], n_tokens=4, seq_len=12, steps=4)
+
+def test_cache_asked_of_full_attention(vocab, model):
+    with pytest.raises(ValueError, match=r'use_cache=True needs a block-wise model \(BlockDiff attention: an exact KV cache\)'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, steps=4, use_cache=True)
+    with pytest.raises(ValueError, match=r'use_cache=True needs a block-wise model'):
+        caption_codes(model, vocab, torch.tensor([[0, 1, 2, 3]]), seq_len=16, use_cache=True)
+
+def test_guidance_of_a_model_trained_without_cond_drop(vocab, model):
+    from mmdiff.pipeline import PipelineConfig
+    tok = VQVAE(VQConfig(image_size=4, channels=1, down=2, n_codes=4)).eval()
+    pipe = MMDiff(model, vocab, tok, PipelineConfig(seq_len=16, image_size=4, cond_drop=0.0, default_cfg=0.0))
+    assert pipe.generate_image('a', steps=4, seed=0).shape == (1, 4, 4)
+    with pytest.raises(ValueError, match=r'guidance \(cfg_scale=1.0\) needs a model trained with caption dropout'):
+        pipe.generate_image('a', steps=4, cfg_scale=1.0)
+
+def test_default_cfg_with_cond_drop_zero():
+    from mmdiff.run import resolve
+    with pytest.raises(ValueError, match=r'with image.cond_drop=0 set image.default_cfg=0'):
+        resolve(dict(images='x', out='o', image=dict(cond_drop=0.0)))
+
 def test_caption_codes_out_of_range(vocab, model):
     with pytest.raises(ValueError, match=r'image codes must lie in \[0, 4\), got range \[0, 9\]'):
         caption_codes(model, vocab, torch.tensor([[0, 9]]), seq_len=16)

@@ -70,6 +70,21 @@ def test_train_block_and_causal_attention(corpus, tmp_path, attention):
     assert metrics(out)[-1]['loss'] > 0
 
 
+def test_block_wise_image_run(image_folder, tmp_path):
+    "mmdiff train --images --attention block:4: one row of the 4x4 code grid a block; every task sampled with the exact cache."
+    out = tmp_path/'run'
+    ok(sh('mmdiff', 'train', '--images', image_folder, '--out', out, '--attention', 'block:4', '--train.max-steps', 12, *IMG_TINY))
+    pipe = MMDiff.from_pretrained(out, device='cpu')
+    assert pipe.cfg.attention == 'block:4' and pipe.cfg.seq_len % 4 == 0 and pipe.cfg.cond_drop == 0.1
+    m = metrics(out)
+    assert all('loss_t2i' in r or 'loss_mmu' in r for r in m if 'loss' in r) and any('val_loss' in r for r in m)
+    imgs = pipe.generate_image(['a 3', 'a 5'], steps=8, seed=0)
+    assert imgs.shape == (2, 16, 16) and (imgs == pipe.generate_image(['a 3', 'a 5'], steps=8, seed=0, use_cache=False)).all()
+    caps = pipe.caption(imgs)
+    assert caps == pipe.caption(imgs, use_cache=False) and all(isinstance(c, str) for c in caps)
+    assert (out/'samples'/'step-0000012.png').exists() and 'held-out loss' in (out/'samples'/'step-0000012.txt').read_text()
+
+
 def test_resume_equals_an_uninterrupted_run(corpus, tmp_path):
     "The run is cut after step 10 (its later checkpoint removed, as a crash would leave it); the same command resumes."
     one, cut = tmp_path/'one', tmp_path/'cut'
@@ -252,8 +267,10 @@ def test_bad_image_folder_stops_the_run_with_its_list(image_folder, tmp_path):
               'stray.png: no line of metadata.jsonl describes this image'):
         assert s in r.stderr, (s, r.stderr)
     assert not (tmp_path/'run'/'imagetok').exists()
-    r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2', '--attention', 'block:4', *IMG_TINY)
-    assert r.returncode == 2 and 'image runs train full attention for now' in r.stderr
+    r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2', '--attention', 'block:5', *IMG_TINY)
+    assert r.returncode == 2 and "block size 5 does not divide the image's 16 codes" in r.stderr, r.stderr
+    r = sh('mmdiff', 'train', '--images', image_folder, '--out', tmp_path/'run2c', '--attention', 'causal', *IMG_TINY)
+    assert r.returncode == 2 and "image runs train full attention or block:N" in r.stderr, r.stderr
     r = sh('mmdiff', 'train', '--images', image_folder, '--text', 'x.txt', '--out', tmp_path/'run3', *IMG_TINY)
     assert r.returncode == 2 and 'x.txt: no such file or folder' in r.stderr
     r = sh('mmdiff', 'train', '--images', tmp_path, '--out', tmp_path/'run4')

@@ -104,6 +104,11 @@ def timing(a) -> list[dict]:
         if (out / 'pipeline.json').exists():
             p = MMDiff.from_pretrained(out)
             cases.append(('digits 8x8 px, 4x4 codes (trained)', att, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, 4))
+    for d in a.pipelines:                                                              # other trained pipelines (e.g. shapes)
+        p = MMDiff.from_pretrained(d)
+        side = p.tokenizer.grid[1]
+        cases.append((f'{Path(d).parent.name}: {p.cfg.image_size}x{p.cfg.image_size} px, {side}x{side} codes (trained)',
+                      p.cfg.attention, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, side))
     base = cases[0][3] if cases else None
     for side in a.grids:                                                               # untrained, timing only
         n = side * side
@@ -172,12 +177,13 @@ def plot(t: list[dict], path: Path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--attention', nargs='+', default=['full', 'block:4', 'block:8', 'block:16'])
+    p.add_argument('--attention', nargs='*', default=['full', 'block:4', 'block:8', 'block:16'])
     p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--work', default=str(RESULTS.parent / 'work_block_images'), help='where the trained pipelines are kept')
     p.add_argument('--timing', action='store_true', help='measure sampling speed instead of training')
     p.add_argument('--grids', type=int, nargs='*', default=[8, 16], help='untrained code grids (side) to time')
+    p.add_argument('--pipelines', nargs='*', default=[], help='more saved pipelines to time (e.g. the shapes runs of bench_shapes.py --run-dir)')
     p.add_argument('--batch', type=int, nargs='+', default=[16, 1])
     p.add_argument('--reps', type=int, default=3)
     p.add_argument('--threads', type=int, default=0)

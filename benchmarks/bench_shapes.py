@@ -71,6 +71,7 @@ def shapes_config(a, images, out, dev) -> dict:
                  batch_size=a.batch_size, lr=a.lr, warmup_steps=min(200, a.plan_steps // 10), eval_every=0, save_every=0,
                  budget_s=a.budget_s, time_limit_s=1.2 * a.budget_s, progress=bool(a.progress), cpu=dev.type == 'cpu')
     return dict(images=str(images), out=str(out), seed=a.seed, resume=False, schedule='linear', image=image,   # LLaDA's schedule, as before
+                attention=a.attention,
                 model=dict(d_model=a.d_model, n_layer=a.n_layer, n_head=a.n_head), train=train)
 
 
@@ -160,7 +161,9 @@ def pct(x): return '—' if x is None else f"{100 * x:.1f} %"
 def markdown(res: dict) -> str:
     a, mi, tk, tr = res['args'], res['machine'], res['tokenizer'], res['train']
     ok = lambda x: '✅' if x >= 0.9 else '❌'
-    L = [f"# mmdiff shapes benchmark{' (QUICK smoke test: tiny model, not a result)' if a['quick'] else ''}", "",
+    att = a.get('attention', 'full')
+    L = [f"# mmdiff shapes benchmark{' (QUICK smoke test: tiny model, not a result)' if a['quick'] else ''}"
+         f"{'' if att == 'full' else f', attention {att}'}", "",
          f"Command: `{res['command']}`", "",
          f"Machine: torch {mi['torch']} · device `{mi['device']}`{' (' + mi['gpu'] + ')' if 'gpu' in mi else ''} · CPU {mi['cpu']} "
          f"({mi.get('cpu_count', '?')} logical cores, load avg {mi.get('load_avg_1m_at_start', float('nan')):.2f} at start, "
@@ -229,6 +232,8 @@ def parse_args(argv=None):
     p.add_argument('--quick', action='store_true', help='tiny tokenizer and model, 30 s of training: a smoke test of the script')
     for k in FULL: p.add_argument('--' + k.replace('_', '-'), type=TYPES.get(k, int), default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
     add_run_flags(p, HERE / 'results')
+    p.add_argument('--attention', default='full', help="the denoiser's attention: full, or block:N with N dividing the image's codes "
+                   "(8 = one row of the 8x8 code grid); a block-wise model samples with its exact KV cache")
     p.add_argument('--run-dir', default=None, help='keep the image-caption folder (DIR/shapes-N-seedS) and the run folder with the saved '
                    'pipeline (DIR/run) here; default: a temporary folder, deleted at the end')
     a = p.parse_args(argv)

@@ -44,6 +44,20 @@ def image_nelbo(pipe, n_t: int = 8) -> float:
     return nelbo(pipe.model, ds, pipe.vocab.mask_id, n_seqs=len(ds), n_t=n_t, block_size=bs)['nelbo']
 
 
+def t2i_accuracy(pipe, clf, n_per_digit: int, seed: int, cfg_scale: float = 1.0, temperature: float = 1.0) -> dict:
+    "Text-to-image accuracy and diversity of 10 * n_per_digit prompts at 16 steps."
+    import random
+    from mmdiff.data import digits, digit_caption
+    from mmdiff.evaluate import diversity
+    rng = random.Random(seed)
+    labels = torch.arange(10).repeat_interleave(n_per_digit)
+    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=16, cfg_scale=cfg_scale,
+                               temperature=temperature, seed=seed)
+    te_img, te_lab = digits('test')
+    return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(),
+                diversity=diversity(imgs, labels, te_img, te_lab)['diversity_ratio'])
+
+
 def quality(a, att: str) -> dict:
     "Train one model (or reuse its saved pipeline) and measure it."
     from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_digits
@@ -64,21 +78,24 @@ def quality(a, att: str) -> dict:
     ms_step = 1000 * 32 * pipe.cfg.seq_len / statistics.median(tps) if tps else None        # batch 32 of seq_len tokens
     clf = train_digit_classifier(*digits('train'))
     torch.manual_seed(a.seed)
-    ev = evaluate_digits(pipe, clf, n_per_digit=10, steps=16, seed=a.seed)
-    ev0 = evaluate_digits(pipe, clf, n_per_digit=10, steps=16, cfg_scale=0.0, seed=a.seed)
+    ev = evaluate_digits(pipe, clf, n_per_digit=a.n_per_digit, steps=16, seed=a.seed)          # cfg 1, temperature 1; captions
+    cfg0 = t2i_accuracy(pipe, clf, a.n_per_digit, a.seed, cfg_scale=0.0)
+    t07 = t2i_accuracy(pipe, clf, a.n_per_digit, a.seed, temperature=0.7)
     caps = pipe.caption(digits('test')[0].numpy())
     lens = [len(pipe.vocab.encode(c)) for c in caps]
-    return dict(attention=att, code_rows_per_block=rows_of(att, 4), seed=a.seed, steps=len(steps), params=pipe.model.num_params(),
-                seq_len=pipe.cfg.seq_len, t2i_acc=ev['t2i_acc'], t2i_acc_cfg0=ev0['t2i_acc'], caption_acc=ev['caption_acc'],
+    return dict(attention=att, code_rows_per_block=rows_of(att, 4), seed=a.seed, steps=len(steps), prompts=10 * a.n_per_digit, params=pipe.model.num_params(),
+                seq_len=pipe.cfg.seq_len, t2i_acc=ev['t2i_acc'], t2i_acc_cfg0=cfg0['t2i_acc'], t2i_acc_t07=t07['t2i_acc'],
+                diversity_t07=t07['diversity'], caption_acc=ev['caption_acc'],
                 diversity=ev.get('diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
                 caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ev['ms_per_caption'],
                 command=command_line(), **machine_info(pipe.device))
 
 
-def time_images(model, vocab, n_tokens: int, L: int, B: int, use_cache, reps: int, steps: int = 16) -> dict:
+def time_images(model, vocab, n_tokens: int, L: int, B: int, use_cache, reps: int, steps: int = 16,
+                caption: str = 'a handwritten digit 3') -> dict:
     "Median wall seconds per image of `generate_image_codes` with guidance, and its NFE."
     from mmdiff.multimodal import generate_image_codes
-    caps = ['a handwritten digit 3'] * B
+    caps = [caption] * B
     kw = dict(steps=steps, cfg_scale=1.0, generator=torch.Generator().manual_seed(0), return_stats=True)
     if use_cache is not None: kw['use_cache'] = use_cache
     generate_image_codes(model, vocab, caps, n_tokens, L, **kw)                       # warm-up
@@ -87,7 +104,7 @@ def time_images(model, vocab, n_tokens: int, L: int, B: int, use_cache, reps: in
         t0 = time.perf_counter()
         _, st = generate_image_codes(model, vocab, caps, n_tokens, L, **kw)
         walls.append(time.perf_counter() - t0)
-    return dict(s_per_image=statistics.median(walls) / B, nfe=st.nfe, tokens_run=st.tokens_run // B)
+    return dict(s_per_image=statistics.median(walls) / B, nfe=st.nfe, tokens_run=st.tokens_run)   # positions per image
 
 
 def timing(a) -> list[dict]:
@@ -103,12 +120,14 @@ def timing(a) -> list[dict]:
         out = Path(a.work) / f"{att.replace(':', '')}_seed{a.seed}"
         if (out / 'pipeline.json').exists():
             p = MMDiff.from_pretrained(out)
-            cases.append(('digits 8x8 px, 4x4 codes (trained)', att, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, 4))
+            cases.append(('digits 8x8 px, 4x4 codes (trained)', att, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, 4,
+                          'a handwritten digit 3'))
     for d in a.pipelines:                                                              # other trained pipelines (e.g. shapes)
         p = MMDiff.from_pretrained(d)
         side = p.tokenizer.grid[1]
-        cases.append((f'{Path(d).parent.name}: {p.cfg.image_size}x{p.cfg.image_size} px, {side}x{side} codes (trained)',
-                      p.cfg.attention, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, side))
+        name = Path(d).parent.name.split('_')[0]                                       # shapes_full/run -> shapes
+        cases.append((f'{name} {p.cfg.image_size}x{p.cfg.image_size} px, {side}x{side} codes (trained)',
+                      p.cfg.attention, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, side, 'a small red circle at the top left'))
     base = cases[0][3] if cases else None
     for side in a.grids:                                                               # untrained, timing only
         n = side * side
@@ -118,11 +137,11 @@ def timing(a) -> list[dict]:
             L = layout_for(att).seq_len(vocab, 16, n)
             torch.manual_seed(0)
             m = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=128, n_layer=4, n_head=4), attention_mode(att)).eval()
-            cases.append((f'{side}x{side} codes (untrained, timing only)', att, m, vocab, n, L, side))
-    for what, att, model, vocab, n, L, width in cases:
+            cases.append((f'{side}x{side} codes (untrained, timing only)', att, m, vocab, n, L, side, 'a handwritten digit 3'))
+    for what, att, model, vocab, n, L, width, caption in cases:
         for B in a.batch:
             for cache in ((None,) if att == 'full' else (True, False)):
-                r = time_images(model, vocab, n, L, B, cache, a.reps)
+                r = time_images(model, vocab, n, L, B, cache, a.reps, caption=caption)
                 row = dict(images=what, attention=att, code_rows_per_block=rows_of(att, width), seq_len=L, batch=B,
                            cache=None if att == 'full' else cache, **r, threads=torch.get_num_threads(),
                            load_avg_1m_at_start=info.get('load_avg_1m_at_start'), date=info['date'], command=command_line())
@@ -131,20 +150,43 @@ def timing(a) -> list[dict]:
     return rows
 
 
-def table(q: list[dict], t: list[dict]) -> str:
+def shapes_rows(res: Path) -> list[str]:
+    "The shapes runs of bench_shapes.py --attention (results/shapes_blocks/*/shapes_bench.json) as table rows."
+    rows = []
+    for f in sorted(res.glob('shapes_blocks/*/shapes_bench.json')):
+        r = json.loads(f.read_text())
+        att, t, c = r['args'].get('attention', 'full'), r['t2i'][0], r['caption']
+        cell = lambda d: ' / '.join(f"{100 * d[k]:.1f}" for k in ('colour', 'shape', 'size', 'position', 'all'))
+        rows.append(f"| {att} | {r['train']['steps']} | {r['run']['seq_len']} | {cell(t)} | {cell(c)} |")
+    return rows
+
+
+def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
     L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
     if q:
         L += [f"Same denoiser ({q[0]['params'] / 1e6:.2f} M parameters), {q[0]['steps']} training steps of 32, seed {q[0]['seed']}, "
-              "through `mmdiff train`'s path (digits recipe). Text-to-image: 100 prompts, 16 steps, judged by a classifier trained on "
-              "the real digits; captioning: the 297 held-out test digits; image NELBO: nats per image code of the test digits.", '',
-              '| attention | block | seq len | text-to-image (cfg 1) | text-to-image (cfg 0) | captioning | diversity | '
-              'image NELBO | caption tokens (mean / max) | ms / train step |', '|---|---|---|---|---|---|---|---|---|---|']
+              f"through `mmdiff train`'s path (digits recipe). Text-to-image: {q[0].get('prompts', 100)} prompts, 16 steps, judged by a classifier trained on "
+              "the real digits; captioning: the 297 held-out test digits; image NELBO: nats per image code of the test digits. "
+              "ms / train step: from the run's own token rate, while other jobs shared the 2-core machine (block-wise steps read "
+              "x_t and x_0, twice the tokens): compare them loosely.", '',
+              '| attention | block | seq len | text-to-image (cfg 1) | (cfg 0) | (cfg 1, temperature 0.7) | captioning | '
+              'diversity (cfg 1; temperature 0.7) | image NELBO | caption tokens (mean / max) | ms / train step |',
+              '|---|---|---|---|---|---|---|---|---|---|---|']
         for r in q:
             ms = f"{r['ms_per_step']:.0f}" if r.get('ms_per_step') else '–'
             div = f"{r['diversity']:.2f}" if r.get('diversity') is not None else '–'
+            t07 = f"{r['t2i_acc_t07']:.1%}" if 't2i_acc_t07' in r else '–'
+            div += f"; {r['diversity_t07']:.2f}" if 'diversity_t07' in r else ''
             L.append(f"| {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['t2i_acc']:.1%} | {r['t2i_acc_cfg0']:.1%} | "
-                     f"{r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
+                     f"{t07} | {r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
                      f"{r['caption_tokens_max']} | {ms} |")
+    sh = shapes_rows(res)
+    if sh:
+        L += ['', "Shapes (16×16 RGB, 8×8 codes: the longest image sequence trained here): `bench_shapes.py --attention full` and "
+              "`--attention block:8` (one code row a block), same denoiser (d 128, 4 layers), same steps, no pixel reader; "
+              "`results/shapes_blocks/`. Text-to-image: 192 prompts (every attribute combination, 2 templates), 16 steps, CFG 1, "
+              "read from pixels; captioning: 384 images of another seed. Per attribute, % (colour / shape / size / position / all four):",
+              '', '| attention | steps | seq len | text-to-image | captioning |', '|---|---|---|---|---|', *sh]
     if t:
         L += ['', f"Sampling speed: `generate_image_codes`, 16 steps with guidance (NFE 32 for every model), median of the runs, "
               f"{t[0]['threads']} torch threads, {t[0]['date']}. Speed-up = full attention's time / this row's time, same images and batch.", '',
@@ -161,18 +203,25 @@ def table(q: list[dict], t: list[dict]) -> str:
 
 
 def plot(t: list[dict], path: Path):
+    "Bars of ms per image: one panel per (images, batch), batches in rows."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    groups = sorted({(r['images'], r['batch']) for r in t})
-    fig, axs = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
-    for ax, (img, B) in zip(axs[0], groups):
-        rs = [r for r in t if (r['images'], r['batch']) == (img, B)]
-        labels = [('full' if r['attention'] == 'full' else r['code_rows_per_block'] + (' cache' if r['cache'] else ' no cache')) for r in rs]
-        ax.barh(range(len(rs)), [1000 * r['s_per_image'] for r in rs], color=['grey' if r['attention'] == 'full' else
-                                                                               ('C0' if r['cache'] else 'C1') for r in rs])
-        ax.set_yticks(range(len(rs)), labels, fontsize=7); ax.invert_yaxis()
-        ax.set_xlabel('ms per image (NFE 32)'); ax.set_title(f'{img}\nbatch {B}', fontsize=8)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    imgs, batches = sorted({r['images'] for r in t}), sorted({r['batch'] for r in t}, reverse=True)
+    fig, axs = plt.subplots(len(batches), len(imgs), figsize=(3.6 * len(imgs), 2.8 * len(batches)), squeeze=False)
+    for i, B in enumerate(batches):
+        for j, img in enumerate(imgs):
+            ax, rs = axs[i, j], [r for r in t if (r['images'], r['batch']) == (img, B)]
+            labels = ['full' if r['attention'] == 'full' else r['code_rows_per_block'] + (' cache' if r['cache'] else ' no cache')
+                      for r in rs]
+            colours = ['grey' if r['attention'] == 'full' else ('C0' if r['cache'] else 'C1') for r in rs]
+            ax.barh(range(len(rs)), [1000 * r['s_per_image'] for r in rs], color=colours)
+            ax.set_yticks(range(len(rs)), labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel('ms per image (NFE 32)', fontsize=8)
+            ax.set_title(f'{img}\nbatch {B}', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -180,6 +229,7 @@ def main(argv=None):
     p.add_argument('--attention', nargs='*', default=['full', 'block:4', 'block:8', 'block:16'])
     p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--n-per-digit', type=int, default=10, help='text-to-image prompts per digit')
     p.add_argument('--work', default=str(RESULTS.parent / 'work_block_images'), help='where the trained pipelines are kept')
     p.add_argument('--timing', action='store_true', help='measure sampling speed instead of training')
     p.add_argument('--grids', type=int, nargs='*', default=[8, 16], help='untrained code grids (side) to time')
@@ -196,8 +246,9 @@ def main(argv=None):
     qlog, tlog = res / 'block_images.jsonl', res / 'block_images_timing.jsonl'
     if a.table:
         read = lambda f: [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
-        q, t = read(qlog), read(tlog)
-        md = table(q, t)
+        q = list({(r['attention'], r['seed']): r for r in read(qlog)}.values())          # the last measurement of each model
+        t = list({(r['images'], r['attention'], r['batch'], r['cache']): r for r in read(tlog)}.values())
+        md = table(q, t, res)
         (res / 'block_images_bench.md').write_text(md)
         if t: plot(t, res / 'block_images_bench.png')
         print(md); return

@@ -44,25 +44,11 @@ def image_nelbo(pipe, n_t: int = 8) -> float:
     return nelbo(pipe.model, ds, pipe.vocab.mask_id, n_seqs=len(ds), n_t=n_t, block_size=bs)['nelbo']
 
 
-def t2i_accuracy(pipe, clf, n_per_digit: int, seed: int, cfg_scale: float = 1.0, temperature: float = 1.0) -> dict:
-    "Text-to-image accuracy and diversity of 10 * n_per_digit prompts at 16 steps."
-    import random
-    from mmdiff.data import digits, digit_caption
-    from mmdiff.evaluate import diversity
-    rng = random.Random(seed)
-    labels = torch.arange(10).repeat_interleave(n_per_digit)
-    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=16, cfg_scale=cfg_scale,
-                               temperature=temperature, seed=seed)
-    te_img, te_lab = digits('test')
-    return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(),
-                diversity=diversity(imgs, labels, te_img, te_lab)['diversity_ratio'])
-
-
 def quality(a, att: str) -> dict:
     "Train one model (or reuse its saved pipeline) and measure it."
-    from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_digits
+    from mmdiff.recipes import DigitsRecipe, train_digits, evaluate_t2i
     from mmdiff.pipeline import MMDiff
-    from mmdiff.evaluate import train_digit_classifier
+    from mmdiff.evaluate import train_digit_classifier, caption_accuracy
     from mmdiff.data import digits
     out = Path(a.work) / f"{att.replace(':', '')}_seed{a.seed}"
     t0 = time.perf_counter()
@@ -78,16 +64,19 @@ def quality(a, att: str) -> dict:
     ms_step = 1000 * 32 * pipe.cfg.seq_len / statistics.median(tps) if tps else None        # batch 32 of seq_len tokens
     clf = train_digit_classifier(*digits('train'))
     torch.manual_seed(a.seed)
-    ev = evaluate_digits(pipe, clf, n_per_digit=a.n_per_digit, steps=16, seed=a.seed)          # cfg 1, temperature 1; captions
-    cfg0 = t2i_accuracy(pipe, clf, a.n_per_digit, a.seed, cfg_scale=0.0)
-    t07 = t2i_accuracy(pipe, clf, a.n_per_digit, a.seed, temperature=0.7)
-    caps = pipe.caption(digits('test')[0].numpy())
+    ev = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, a.seed)
+    cfg0 = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 0.0, a.seed)
+    t07 = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, a.seed, temperature=0.7)
+    te_img, te_lab = digits('test')
+    t0 = time.perf_counter()
+    caps = pipe.caption(te_img.numpy())                                                 # greedy, one token a step
+    ms_cap = 1000 * (time.perf_counter() - t0) / len(caps)
     lens = [len(pipe.vocab.encode(c)) for c in caps]
     return dict(attention=att, code_rows_per_block=rows_of(att, 4), seed=a.seed, steps=len(steps), prompts=10 * a.n_per_digit, params=pipe.model.num_params(),
                 seq_len=pipe.cfg.seq_len, t2i_acc=ev['t2i_acc'], t2i_acc_cfg0=cfg0['t2i_acc'], t2i_acc_t07=t07['t2i_acc'],
-                diversity_t07=t07['diversity'], caption_acc=ev['caption_acc'],
+                diversity_t07=t07['diversity_ratio'], caption_acc=caption_accuracy(caps, te_lab),
                 diversity=ev.get('diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
-                caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ev['ms_per_caption'],
+                caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ms_cap,
                 command=command_line(), **machine_info(pipe.device))
 
 

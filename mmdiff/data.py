@@ -174,6 +174,8 @@ class Layout:
     def slot(self, seq_len: int, n_tok: int) -> slice:
         "Positions of the N image codes in a t2i sequence."
         raise NotImplementedError
+    def check_codes(self, n_tok: int):
+        "Raise `ValueError` if images of `n_tok` codes cannot be laid out (nothing to check by default)."
 
 class FullLayout(Layout):
     "MMaDA's formats (`format_t2i`, `format_mmu`), for full attention: left-padded t2i with pads masked out of attention."
@@ -193,14 +195,15 @@ class BlockLayout(Layout):
         if not isinstance(block_size, int) or block_size < 1: raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
         self.b = block_size
     def __repr__(self): return f'BlockLayout({self.b})'
-    def _check(self, n_tok: int, seq_len: int | None = None):
+    def check_codes(self, n_tok: int, seq_len: int | None = None):
+        "Raise `ValueError` unless the block size divides the image's `n_tok` codes (and `seq_len`, if given)."
         if n_tok % self.b:
             raise ValueError(f"block size {self.b} does not divide the image's {n_tok} codes: choose a block of whole codes "
                              f"that divides {n_tok} (e.g. one or more rows of the code grid)")
         if seq_len is not None and seq_len % self.b:
             raise ValueError(f"seq_len={seq_len} is not a multiple of the block size {self.b}")
     def seq_len(self, vocab, max_caption_tokens, n_tok, question_tokens=0):
-        self._check(n_tok)
+        self.check_codes(n_tok)
         t2i = _round_up(max_caption_tokens + 4, self.b) + n_tok                   # caption head, then the codes
         mmu = _round_up(n_tok + 4 + question_tokens, self.b) + max_caption_tokens + 1   # image head, answer + <|eos|>
         return _round_up(max(t2i, mmu), self.b)
@@ -208,7 +211,7 @@ class BlockLayout(Layout):
     def t2i(self, vocab, caption, codes, seq_len):
         cap, img = _encode(vocab, caption), vocab.image_ids(_flat_codes(codes)).tolist()
         N = len(img)
-        self._check(N, seq_len)
+        self.check_codes(N, seq_len)
         head = [vocab.t2i_id, vocab.bos_id] + cap + [vocab.eos_id, vocab.soi_id]
         k = seq_len - N - len(head)                                              # pads before the caption
         if k < 0:
@@ -222,7 +225,7 @@ class BlockLayout(Layout):
                     task=torch.tensor(TASK_T2I))
     def mmu(self, vocab, codes, answer, seq_len, question='', pixels=None):
         img, q, a = vocab.image_ids(_flat_codes(codes)).tolist(), _encode(vocab, question), _encode(vocab, answer)
-        self._check(len(img), seq_len)
+        self.check_codes(len(img), seq_len)
         head = [vocab.mmu_id, vocab.soi_id] + img + [vocab.eoi_id, vocab.bos_id] + q
         A = _round_up(len(head), self.b)                                         # the answer starts at a block boundary
         if A + len(a) + 1 > seq_len:

@@ -133,7 +133,7 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
     cached = _check_cache_request(model, use_cache) and isinstance(mode, BlockDiff)   # image sampling: block-wise models
     layout = layout_for(mode) if isinstance(mode, BlockDiff) else FullLayout()
     if isinstance(mode, BlockDiff):
-        layout.seq_len(vocab, 0, n_tokens)                                  # a clear error unless the block size divides N
+        layout.check_codes(n_tokens)                                        # a clear error unless the block size divides N
         own = n_tokens // mode.block_size
         if n_blocks not in (1, own):
             raise ValueError(f"this block-wise model generates its own blocks of {mode.block_size} codes ({own} per image): "
@@ -187,11 +187,13 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
 # %% ../nbs/11_multimodal.ipynb #d55c4890
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
-                  question: str | Sequence[int] = '', pixels: torch.Tensor | None = None, **gen_kw) -> list[str]:
+                  question: str | Sequence[int] = '', pixels: torch.Tensor | None = None, return_stats: bool = False,
+                  **gen_kw) -> list[str]:
     """Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to the sampler: `mmdiff.sample.generate`
     (temperature, cfg_scale, ...; `steps` in all), or for a block-wise model `mmdiff.block.generate_block` (`steps` per block,
     `use_cache`; the caption is generated block by block after the cached image and stops at `<|eos|>`).
-    `pixels` (B, C, H, W), the images the codes encode, for a model with a pixel reader."""
+    `pixels` (B, C, H, W), the images the codes encode, for a model with a pixel reader. `return_stats`: also return the
+    sampler's `SampleStats` (NFE; for a block-wise model each row's length up to and including `<|eos|>`)."""
     if not isinstance(codes, torch.Tensor) or codes.dim() != 2:
         raise ValueError(f"codes must be a (B, N) tensor of image codes, got {tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= vocab.n_image_codes):
@@ -211,19 +213,20 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
     if blockwise:
         read = dict(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'][:, :P]) if pixels is not None else {}
         out = generate_block(model, batch['ids'][:, :P], G, steps_per_block=steps, eos_id=vocab.eos_id, mask_id=vocab.mask_id,
-                             modality=batch['modality'], use_cache=use_cache, **read, **gen_kw)  # (B, <= seq_len)
+                             modality=batch['modality'], use_cache=use_cache, return_stats=True, **read, **gen_kw)  # (B, <= L)
     else:
         if pixels is not None:                                              # CFG's unconditional half reads no pixels
             gen_kw.update(pixels=batch['pixels'], pixel_slots=batch['pixel_slots'],
                           uncond_kwargs=dict(pixel_slots=torch.zeros_like(batch['pixel_slots'])))
         gen_kw.setdefault('block_length', G); gen_kw.setdefault('mask_id', vocab.mask_id)
         out = generate(model, batch['ids'][:, :P], steps=steps or G, gen_length=G, modality=batch['modality'],
-                       attention_mask=batch['attention_mask'], **gen_kw)     # (B, seq_len)
+                       attention_mask=batch['attention_mask'], return_stats=True, **gen_kw)     # (B, seq_len)
+    out, stats = out
     caps = []
     for row in out[:, P:].tolist():
         row = row[:row.index(vocab.eos_id)] if vocab.eos_id in row else row
         caps.append(vocab.decode([t for t in row if t < vocab.n_text]))
-    return caps
+    return (caps, stats) if return_stats else caps
 
 
 # %% ../nbs/11_multimodal.ipynb #e8935d4d

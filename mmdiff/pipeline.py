@@ -232,7 +232,7 @@ def encode_images(self: MMDiff, images, resized: bool = False) -> torch.Tensor:
 def caption(self: MMDiff, images, steps: int | None = None, **gen_kw) -> list[str]:
     """A caption per uint8 image: a batch array or a list of images of any sizes and channel counts (resized inside).
     A model with a pixel reader also reads the (resized) pixels. `gen_kw` go to `caption_codes` (a block-wise pipeline:
-    `steps` per block, `use_cache`)."""
+    `steps` per block, `use_cache`; `return_stats=True`: also the sampler's `SampleStats`)."""
     self.needs_images('captioning')
     x = self._model_images(images)                                                             # (N, C, H, W) uint8
     pixels = x if getattr(self.model, 'reader', None) is not None else None

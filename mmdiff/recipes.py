@@ -227,12 +227,13 @@ def sweep(pipe: MMDiff, clf, steps=(2, 4, 8, 16), cfg_scales=(0.0, 1.0, 3.0), n_
     return rows
 
 def evaluate_t2i(pipe: MMDiff, clf, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None, seed: int = 0,
-                 n_blocks: int = 1) -> dict:
-    "Text-to-image accuracy and diversity only."
+                 n_blocks: int = 1, temperature: float = 1.0) -> dict:
+    "Text-to-image accuracy and diversity only (sampling `temperature`)."
     import random
     rng = random.Random(seed)
     labels = torch.arange(10).repeat_interleave(n_per_digit)
-    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=steps, cfg_scale=cfg_scale, seed=seed, n_blocks=n_blocks)
+    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=steps, cfg_scale=cfg_scale, seed=seed,
+                              n_blocks=n_blocks, temperature=temperature)
     te_img, te_lab = digits('test')
     return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(),
                 **diversity(imgs, labels, te_img, te_lab, train=digits('train')[0]))

@@ -520,7 +520,7 @@ def train_images(run: Run, progress: bool = True) -> dict:
                          "masked image generation); use --attention full or block:N")
     layout = layout_for(mode)                                                   # where captions, codes and answers go
     n_tok = (im.image_size // im.down) ** 2
-    layout.seq_len(None, 0, n_tok)                                              # block:N must divide the image's codes
+    layout.check_codes(n_tok)                                                   # block:N must divide the image's codes
     tcfg, acc = _accelerator(run, progress)
     t_start = time.perf_counter()
     mixed = bool(run.run.text or run.run.sft)                                  # text items in the mix too

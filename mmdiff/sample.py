@@ -318,6 +318,8 @@ class Rows:
 
     def _run(self, a: int, b: int, update: bool = False) -> torch.Tensor:
         kw = _cut(self.kw, a, b)
+        if self.cache is not None and self.cached:                          # the pixels were read in the prefill
+            kw.pop('pixels', None); kw.pop('pixel_slots', None)
         out = _logits(self.model(self.ids(a, b), cache=self.cache, update_cache=update, **kw) if self.cache is not None
                       else self.model(self.ids(a, b), **kw))
         self.stats.tokens_run += self.n * (b - a)

@@ -7,7 +7,7 @@ All measurements run in one process, one after the other, on one machine, so the
 absolute numbers depend on the machine and on what else runs on it. Nothing is asserted except that cached and uncached
 sampling return the same tokens (printed, and recorded in the table).
 
-    python benchmarks/bench_block.py --quick     # ~1-2 min smoke test with a tiny model
+    python benchmarks/bench_block.py --quick     # ~1-2 min smoke test with a tiny model (writes block_bench_quick.*)
     python benchmarks/bench_block.py             # the full benchmark (tens of minutes on a 2-core CPU; minutes on a GPU)
     python benchmarks/bench_block.py --replot    # only redraw block_bench_likelihood.png / block_bench_speed.png from block_bench.json
 """
@@ -97,10 +97,10 @@ def markdown(res: dict) -> str:
     L += ["", "Block models read x_t ⊕ x_0 (2 × seq_len tokens) per training sequence: the same tokens seen cost about twice the compute. "
           f"NELBO: Monte-Carlo over t ∈ [0, 1] ({a['n_t']} stratified times per block, log-linear schedule, ± one standard error); AR: exact NLL.", "",
           f"## Decoding speed ({a['gen_tokens']} generated tokens, batch {a['sample_batch']}, temperature 0, no EOS stop)", "",
-          "| sampler | NFE | cache passes | seconds | tokens/s | same tokens as uncached |", "|---|---|---|---|---|---|"]
+          "| sampler | NFE | seconds | tokens/s | same tokens as uncached |", "|---|---|---|---|---|"]
     for r in res['speed']:
         same = '—' if r.get('same') is None else ('yes' if r['same'] else '**NO**')
-        L.append(f"| {r['sampler']} | {r['nfe']} | {r.get('cache_passes', 0)} | {r['s']:.2f} | {r['tok_per_s']:,.0f} | {same} |")
+        L.append(f"| {r['sampler']} | {r['nfe']} | {r['s']:.2f} | {r['tok_per_s']:,.0f} | {same} |")
     L += ["", f"KV-cache speed-up of the block sampler: **{res['cache_speedup']:.1f}×** (target ≥ 3×).", "",
           f"## Threshold decoding on reversal (held-out seeds, {a['n_eval']} examples, seq_len {a['task_seq_len']}, {a['task_steps']} training steps)", "",
           "| model / sampler | threshold | accuracy | NFE per answer | seconds |", "|---|---|---|---|---|"]
@@ -132,7 +132,7 @@ def plots(res: dict, out: Path) -> list[Path]:
     ax.set(ylabel='nats / token (lower is better)',
            title=f"held-out Shakespeare: AR NLL (grey, exact) vs NELBO (blue, bound)\n{a['steps']} steps × {a['batch_size']} × {a['seq_len']} tokens, d_model {a['d_model']}{quick}")
     ax.title.set_fontsize(9); ax.grid(axis='y', alpha=.3)
-    f1 = save(fig, 'block_bench_likelihood.png')
+    f1 = save(fig, stem(res['args']) + '_likelihood.png')
     sp = res['speed']
     import textwrap
     fig, ax = plt.subplots(figsize=(9, 0.5 * len(sp) + 1.6))
@@ -148,12 +148,13 @@ def plots(res: dict, out: Path) -> list[Path]:
            title=f"decoding {a['gen_tokens']} tokens, batch {a['sample_batch']}, temperature 0, no EOS stop\n"
                  f"device {res['machine']['device']}, d_model {a['d_model']}, {a['n_layer']} layers{quick}")
     ax.title.set_fontsize(9); ax.grid(axis='x', alpha=.3)
-    f2 = save(fig, 'block_bench_speed.png')
+    f2 = save(fig, stem(res['args']) + '_speed.png')
     return [f1, f2]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Outputs: <out-dir>/block_bench.md, block_bench.json, block_bench_likelihood.png and block_bench_speed.png.")
+                                epilog="Outputs: <out-dir>/block_bench.md, block_bench.json, block_bench_likelihood.png and block_bench_speed.png "
+                                "(block_bench_quick.* with --quick).")
     p.add_argument('--quick', action='store_true', help='tiny model and 30 training steps: a smoke test of the script')
     for k in FULL: p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=f"default {FULL[k]} / quick {QUICK[k]}")
     p.add_argument('--lr', type=float, default=3e-3)
@@ -162,11 +163,15 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     return apply_profile(a, QUICK if a.quick else FULL)
 
+def stem(a: dict) -> str:
+    "Output file stem: a --quick smoke test never overwrites the results of a full run."
+    return 'block_bench_quick' if a.get('quick') else 'block_bench'
+
 def main(argv=None):
     a = parse_args(argv)
     if a.replot:
         out = Path(a.out_dir)
-        for f in plots(json.loads((out / 'block_bench.json').read_text()), out): print(f"written {f}")
+        for f in plots(json.loads((out / f'{stem(vars(a))}.json').read_text()), out): print(f"written {f}")
         return None
     command, T0, dev, mi = start_run(a, argv, 'block benchmark')
     vocab, lm_train, _ = build_text_data(TextDataConfig(n_text=a.n_text, seq_len=a.seq_len, tasks=''), a.seed)
@@ -206,12 +211,12 @@ def main(argv=None):
     same = torch.equal(xc, xn)
     print(f"  block {bs}: cache {tc:.2f} s, no cache {tn:.2f} s ({tn / tc:.1f}×), same tokens: {same}", flush=True)
     tok = a.sample_batch * G
-    speed += [dict(sampler=f'block {bs}, KV cache, 1 token/step', nfe=sc.nfe, cache_passes=sc.cache_passes, s=tc, tok_per_s=tok / tc, same=same),
+    speed += [dict(sampler=f'block {bs}, KV cache, 1 token/step', nfe=sc.nfe, s=tc, tok_per_s=tok / tc, same=same),
               dict(sampler=f'block {bs}, no cache, 1 token/step', nfe=sn.nfe, s=tn, tok_per_s=tok / tn, same=None)]
     for tau in (0.9, 0.5):
         (xt_, st_), tt = timed(lambda: generate_block(mb, prompt, G, mask_id=M, threshold=tau, return_stats=True), dev)
         (xu_, _), _ = timed(lambda: generate_block(mb, prompt, G, mask_id=M, threshold=tau, use_cache=False, return_stats=True), dev)
-        speed.append(dict(sampler=f'block {bs}, KV cache, threshold {tau}', nfe=st_.nfe, cache_passes=st_.cache_passes, s=tt,
+        speed.append(dict(sampler=f'block {bs}, KV cache, threshold {tau}', nfe=st_.nfe, s=tt,
                           tok_per_s=tok / tt, same=torch.equal(xt_, xu_)))
     ar = models['AR (Causal)']
     (ya, sa), ta = timed(lambda: generate_ar(ar, prompt, G, use_cache=True, return_stats=True), dev, repeats=2)
@@ -239,11 +244,12 @@ def main(argv=None):
     res['total_s'] = time.perf_counter() - T0
     md = markdown(res)
     out = Path(a.out_dir)
-    atomic_write_text(out / 'block_bench.md', md)
-    atomic_write_text(out / 'block_bench.json', json.dumps(res, indent=2, default=str))
-    for f in ('block_bench.md', 'block_bench.json'): (out / f).chmod(0o644)
+    md_path, json_path = out / f'{stem(vars(a))}.md', out / f'{stem(vars(a))}.json'
+    atomic_write_text(md_path, md)
+    atomic_write_text(json_path, json.dumps(res, indent=2, default=str))
+    for f in (md_path, json_path): f.chmod(0o644)
     pngs = plots(res, out)
-    print('\n' + md + f"\nwritten {out / 'block_bench.md'}, {out / 'block_bench.json'}, " + ', '.join(p.name for p in pngs), flush=True)
+    print('\n' + md + f"\nwritten {md_path}, {json_path}, " + ', '.join(p.name for p in pngs), flush=True)
     return res
 
 if __name__ == '__main__': main()

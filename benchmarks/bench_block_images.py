@@ -64,18 +64,21 @@ def quality(a, att: str) -> dict:
     ms_step = 1000 * 32 * pipe.cfg.seq_len / statistics.median(tps) if tps else None        # batch 32 of seq_len tokens
     clf = train_digit_classifier(*digits('train'))
     torch.manual_seed(a.seed)
-    ev = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, a.seed)
+    seeds = [a.seed + k for k in range(a.sample_seeds)]                                # sampling seeds of the same model
+    evs = [evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, s) for s in seeds]
     cfg0 = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 0.0, a.seed)
-    t07 = evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, a.seed, temperature=0.7)
+    t07s = [evaluate_t2i(pipe, clf, a.n_per_digit, 16, 1.0, s, temperature=0.7) for s in seeds]
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
     te_img, te_lab = digits('test')
     t0 = time.perf_counter()
     caps = pipe.caption(te_img.numpy())                                                 # greedy, one token a step
     ms_cap = 1000 * (time.perf_counter() - t0) / len(caps)
     lens = [len(pipe.vocab.encode(c)) for c in caps]
     return dict(attention=att, code_rows_per_block=rows_of(att, 4), seed=a.seed, steps=len(steps), prompts=10 * a.n_per_digit, params=pipe.model.num_params(),
-                seq_len=pipe.cfg.seq_len, t2i_acc=ev['t2i_acc'], t2i_acc_cfg0=cfg0['t2i_acc'], t2i_acc_t07=t07['t2i_acc'],
-                diversity_t07=t07['diversity_ratio'], caption_acc=caption_accuracy(caps, te_lab),
-                diversity=ev.get('diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
+                seq_len=pipe.cfg.seq_len, t2i_acc=mean(evs, 't2i_acc'), t2i_acc_cfg0=cfg0['t2i_acc'],
+                t2i_acc_t07=mean(t07s, 't2i_acc'), sample_seeds=seeds, t2i_acc_seeds=[r['t2i_acc'] for r in evs],
+                t2i_acc_t07_seeds=[r['t2i_acc'] for r in t07s], diversity_t07=mean(t07s, 'diversity_ratio'),
+                caption_acc=caption_accuracy(caps, te_lab), diversity=mean(evs, 'diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
                 caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ms_cap,
                 command=command_line(), **machine_info(pipe.device))
 
@@ -132,7 +135,7 @@ def timing(a) -> list[dict]:
             for cache in ((None,) if att == 'full' else (True, False)):
                 r = time_images(model, vocab, n, L, B, cache, a.reps, caption=caption)
                 row = dict(images=what, attention=att, code_rows_per_block=rows_of(att, width), seq_len=L, batch=B,
-                           cache=None if att == 'full' else cache, **r, threads=torch.get_num_threads(),
+                           cache=None if att == 'full' else cache, cache_writes='fused', **r, threads=torch.get_num_threads(),
                            load_avg_1m_at_start=info.get('load_avg_1m_at_start'), date=info['date'], command=command_line())
                 print(json.dumps(row), flush=True)
                 rows.append(row)
@@ -150,6 +153,46 @@ def shapes_rows(res: Path) -> list[str]:
     return rows
 
 
+def writes(r: dict) -> str:
+    "How a timing row's sampler stored finished blocks: older runs spent a pass of its own on each (and on the prompt)."
+    if r['cache'] is not True: return '–'
+    return 'fused' if r.get('cache_writes') == 'fused' else 'own pass'
+
+
+def latest_runs(t: list[dict]) -> dict:
+    "The date of the latest timing run of every kind of image."
+    latest = {}
+    for r in t: latest[r['images']] = max(latest.get(r['images'], ''), r['date'])
+    return latest
+
+
+def timing_rows(t: list[dict]) -> list[str]:
+    "The latest timing run of every kind of image, speed-ups within that run; then older runs of the same models, for comparison."
+    latest = latest_runs(t)
+    cur = [r for r in t if r['date'] == latest[r['images']]]
+    old = [r for r in t if r['date'] != latest[r['images']]]
+    full = {(r['date'], r['images'], r['batch']): r['s_per_image'] for r in t if r['attention'] == 'full'}
+    def row(r):
+        base = full.get((r['date'], r['images'], r['batch']))
+        sp = f"{base / r['s_per_image']:.2f}×" if base else '–'
+        cache = '–' if r['cache'] is None else ('yes' if r['cache'] else 'no')
+        return (f"| {r['images']} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['batch']} | {cache} | "
+                f"{writes(r)} | {r['nfe']} | {r['tokens_run']} | {1000 * r['s_per_image']:.2f} | {sp} |")
+    head = ['| images | attention | block | seq len | batch | KV cache | cache writes | NFE | positions run / image | ms / image | '
+            'speed-up vs full |', '|---|---|---|---|---|---|---|---|---|---|---|']
+    dates = sorted(set(latest.values()))
+    runs = f"run {dates[0]}" if len(dates) == 1 else 'runs: ' + ', '.join(f"{img}: {d}" for img, d in sorted(latest.items()))
+    L = ['', f"Sampling speed: `generate_image_codes`, 16 steps with guidance (NFE 32 for every model), median of the runs, "
+         f"{cur[0]['threads']} torch threads; {runs}. Speed-up = full attention's time / this row's time, same images, "
+         "batch and run. Cache writes: *fused* = a finished block (and the prompt) enters the cache in the first pass of the next "
+         "block, which runs it too; *own pass* = the sampler before that change, one extra pass per finished block and one for "
+         "the prompt.", '', *head, *[row(r) for r in cur]]
+    if old:
+        L += ['', 'Older runs of the same script (other code or machine load; compare within a run):', '', *head,
+              *[row(r) for r in old]]
+    return L
+
+
 def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
     L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
     if q:
@@ -165,8 +208,12 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
             ms = f"{r['ms_per_step']:.0f}" if r.get('ms_per_step') else '–'
             div = f"{r['diversity']:.2f}" if r.get('diversity') is not None else '–'
             t07 = f"{r['t2i_acc_t07']:.1%}" if 't2i_acc_t07' in r else '–'
+            t1 = f"{r['t2i_acc']:.1%}"
+            if len(r.get('sample_seeds', [])) > 1:                                       # mean (per sampling seed)
+                t1 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_seeds']) + ')'
+                t07 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_t07_seeds']) + ')'
             div += f"; {r['diversity_t07']:.2f}" if 'diversity_t07' in r else ''
-            L.append(f"| {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['t2i_acc']:.1%} | {r['t2i_acc_cfg0']:.1%} | "
+            L.append(f"| {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {t1} | {r['t2i_acc_cfg0']:.1%} | "
                      f"{t07} | {r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
                      f"{r['caption_tokens_max']} | {ms} |")
     sh = shapes_rows(res)
@@ -177,17 +224,7 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
               "read from pixels; captioning: 384 images of another seed. Per attribute, % (colour / shape / size / position / all four):",
               '', '| attention | steps | seq len | text-to-image | captioning |', '|---|---|---|---|---|', *sh]
     if t:
-        L += ['', f"Sampling speed: `generate_image_codes`, 16 steps with guidance (NFE 32 for every model), median of the runs, "
-              f"{t[0]['threads']} torch threads, {t[0]['date']}. Speed-up = full attention's time / this row's time, same images and batch.", '',
-              '| images | attention | block | seq len | batch | KV cache | NFE | positions run / image | ms / image | speed-up vs full |',
-              '|---|---|---|---|---|---|---|---|---|---|']
-        full = {(r['images'], r['batch']): r['s_per_image'] for r in t if r['attention'] == 'full'}
-        for r in t:
-            base = full.get((r['images'], r['batch']))
-            sp = f"{base / r['s_per_image']:.2f}×" if base else '–'
-            cache = '–' if r['cache'] is None else ('yes' if r['cache'] else 'no')
-            L.append(f"| {r['images']} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {r['batch']} | {cache} | "
-                     f"{r['nfe']} | {r['tokens_run']} | {1000 * r['s_per_image']:.2f} | {sp} |")
+        L += timing_rows(t)
     return '\n'.join(L) + '\n'
 
 
@@ -219,6 +256,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--n-per-digit', type=int, default=10, help='text-to-image prompts per digit')
+    p.add_argument('--sample-seeds', type=int, default=1,
+                   help='text-to-image sampling seeds (seed, seed + 1, ...): accuracy and diversity are their mean')
     p.add_argument('--work', default=str(RESULTS.parent / 'work_block_images'), help='where the trained pipelines are kept')
     p.add_argument('--timing', action='store_true', help='measure sampling speed instead of training')
     p.add_argument('--grids', type=int, nargs='*', default=[8, 16], help='untrained code grids (side) to time')
@@ -236,10 +275,11 @@ def main(argv=None):
     if a.table:
         read = lambda f: [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
         q = list({(r['attention'], r['seed']): r for r in read(qlog)}.values())          # the last measurement of each model
-        t = list({(r['images'], r['attention'], r['batch'], r['cache']): r for r in read(tlog)}.values())
+        t = list({(r['date'], r['images'], r['attention'], r['batch'], r['cache']): r for r in read(tlog)}.values())
         md = table(q, t, res)
         (res / 'block_images_bench.md').write_text(md)
-        if t: plot(t, res / 'block_images_bench.png')
+        latest = latest_runs(t)
+        if t: plot([r for r in t if r['date'] == latest[r['images']]], res / 'block_images_bench.png')
         print(md); return
     if a.timing:
         rows = timing(a)

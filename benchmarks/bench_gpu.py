@@ -149,7 +149,7 @@ def bench_sampler(fn, dev, tokens: int, repeats: int = 2) -> dict:
     fn(); best, st = float('inf'), None
     for _ in range(repeats):
         sync(dev); t0 = time.perf_counter(); _, st = fn(); sync(dev); best = min(best, time.perf_counter() - t0)
-    return dict(nfe=st.nfe, cache_passes=st.cache_passes, s=best, tok_per_s=tokens / best, peak_mem_gib=_peak_gib(dev))
+    return dict(nfe=st.nfe, s=best, tok_per_s=tokens / best, peak_mem_gib=_peak_gib(dev))
 
 
 def markdown(res: dict) -> str:
@@ -188,9 +188,9 @@ def markdown(res: dict) -> str:
           "(no data loading); the objectives' `.item()` logging syncs the device every step, as in `Trainer`.", "",
           f"## Sampling throughput (batch {a['sample_batch']}, prompt {a['prompt_len']} tokens, {a['gen_tokens']} generated tokens, "
           f"temperature 0, one token per step, no EOS stop)", "",
-          "| sampler | NFE | cache passes | seconds | generated tokens/s | peak mem GiB |", "|---|---|---|---|---|---|"]
+          "| sampler | NFE | seconds | generated tokens/s | peak mem GiB |", "|---|---|---|---|---|"]
     for r in res['sample']:
-        L.append(f"| {r['name']} | {r['nfe']} | {r['cache_passes']} | {r['s']:.3f} | {r['tok_per_s']:,.0f} | {fmt_mem(r['peak_mem_gib'])} |")
+        L.append(f"| {r['name']} | {r['nfe']} | {r['s']:.3f} | {r['tok_per_s']:,.0f} | {fmt_mem(r['peak_mem_gib'])} |")
     L += ["", "Random weights (speed does not depend on what the model learned); the same model size for every row; sampling runs "
           f"eagerly{' under bf16 autocast' if res['precision'] == 'bf16 autocast' else ''} (no torch.compile: its shapes change every step). "
           "Best of 2 runs after a warm-up run."]

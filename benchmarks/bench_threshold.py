@@ -59,7 +59,7 @@ def decode_eval(model, vocab, ds, n: int, block: bool, threshold, factor, dev, e
     finished blocks) are counted apart."""
     pairs = [ds.pair(i) for i in range(n)]
     enc = [[vocab.bos_id] + vocab.encode(p) for p, _ in pairs]
-    correct, passes, nfe, cache, t0 = [False] * n, [0] * n, 0, 0, time.perf_counter()
+    correct, passes, nfe, t0 = [False] * n, [0] * n, 0, time.perf_counter()
     M = vocab.mask_id
     for P in sorted({len(e) for e in enc}):
         idx_all = [k for k, e in enumerate(enc) if len(e) == P]
@@ -72,10 +72,10 @@ def decode_eval(model, vocab, ds, n: int, block: bool, threshold, factor, dev, e
                                                mask_id=M, callback=cb, return_stats=True)
             else: out, st = generate(model, prompt, gen, gen, gen, threshold=threshold, factor=factor, mask_id=M, callback=cb, return_stats=True)
             for k, row, q in zip(idx, out, cb.passes.tolist()): correct[k], passes[k] = answer(vocab, row[P:]) == pairs[k][1].strip(), q
-            nfe += st.nfe * len(idx); cache += st.cache_passes * len(idx)
+            nfe += st.nfe * len(idx)
     sync(dev)
     s = time.perf_counter() - t0
-    return dict(accuracy=sum(correct) / n, nfe_per_answer=sum(passes) / n, batch_nfe_per_answer=nfe / n, cache_passes_per_answer=cache / n,
+    return dict(accuracy=sum(correct) / n, nfe_per_answer=sum(passes) / n, batch_nfe_per_answer=nfe / n,
                 s=s, ms_per_answer=1000 * s / n, correct=correct)
 
 def rule_name(r: dict) -> str:
@@ -87,11 +87,11 @@ def rule_name(r: dict) -> str:
 def _row(r: dict, step: bool = False) -> str:
     ok = '**yes**' if r['meets_target'] else ('baseline' if r['threshold'] is None and r['factor'] is None else 'no')
     return (f"| {r['model']} | {str(r['step']) + ' | ' if step else ''}{rule_name(r)} | {r['accuracy']:.1%} | {100 * r['delta_acc']:+.1f} | "
-            f"{r['nfe_per_answer']:.2f} | {r['nfe_reduction']:.2f}× | {r['batch_nfe_per_answer']:.2f} | {r['cache_passes_per_answer']:.2f} | {r['all_passes_reduction']:.2f}× | "
+            f"{r['nfe_per_answer']:.2f} | {r['nfe_reduction']:.2f}× | {r['batch_nfe_per_answer']:.2f} | "
             f"{r['ms_per_answer']:.2f} | {ok} |")
 
-HEAD = ("accuracy | Δ acc (points) | NFE / answer | NFE reduction | batch NFE / answer | cache passes / answer | all passes reduction | ms / answer | meets target |",
-        "---|---|---|---|---|---|---|---|---|")
+HEAD = ("accuracy | Δ acc (points) | NFE / answer | NFE reduction | batch NFE / answer | ms / answer | meets target |",
+        "---|---|---|---|---|---|---|")
 
 def markdown(res: dict) -> str:
     a, mi = res['args'], res['machine']
@@ -149,8 +149,8 @@ def markdown(res: dict) -> str:
           "The full-attention model is decoded by `mmdiff.sample.generate` with one block over the generated positions "
           "(steps = generated positions for the baseline); the block model by `mmdiff.block.generate_block` with its KV cache, "
           f"one block of {a['block_size']} at a time (the first answer block also holds the last prompt token), so its NFE cannot go below "
-          f"the number of answer blocks ({res['min_block_nfe']}). Its *cache passes* (prompt prefill + appending each finished block) are extra "
-          "forward passes that the NFE column does not count; *all passes reduction* counts them too. "
+          f"the number of answer blocks ({res['min_block_nfe']}). It has no pass of its own for the cache: each block's first pass also "
+          "stores the prompt or the previous block, so the NFE column counts every forward pass. "
           "The block sampler stops once every row has produced EOS, so a model that ends answers early also spends fewer NFE. "
           "Threshold rule: commit every masked token with confidence ≥ τ (at least the most confident one); factor rule: the top n "
           "with (n + 1)(1 − c_(n)) < f (Fast-dLLM). Wall time: one timed pass over all prompts per row, batches of up to "
@@ -265,10 +265,9 @@ def evaluate_rules(m, vocab, val, a, block: bool, dev, name: str, step: int, uns
         if base is None: base = r
         r['delta_acc'] = r['accuracy'] - base['accuracy']
         r['nfe_reduction'] = base['nfe_per_answer'] / r['nfe_per_answer']
-        r['all_passes_reduction'] = (base['nfe_per_answer'] + base['cache_passes_per_answer']) / (r['nfe_per_answer'] + r['cache_passes_per_answer'])
         r['meets_target'] = r is not base and r['nfe_reduction'] >= TARGET_X and r['delta_acc'] >= -TARGET_DROP - 1e-12
         print(f"    step {step:5d} {rule_name(r):20s} acc {r['accuracy']:6.1%}  NFE {r['nfe_per_answer']:5.2f} ({r['nfe_reduction']:.2f}x)  "
-              f"cache {r['cache_passes_per_answer']:.2f}  {r['ms_per_answer']:.2f} ms/answer{'  <- target met' if r['meets_target'] else ''}", flush=True)
+              f"{r['ms_per_answer']:.2f} ms/answer{'  <- target met' if r['meets_target'] else ''}", flush=True)
         rows.append(r)
     return rows
 

@@ -137,9 +137,9 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
                    pixel_slots: torch.Tensor | None = None):
     """Block-diffusion sampling from a `BlockDiff` model: prompt (B, P) -> (B, P + n) ids, n <= gen_length (a whole number of
     blocks, or up to gen_length), stopping once every row has produced `eos_id`. `callback(step, x)` sees the sequence after
-    every step. `return_stats`: also return `SampleStats` (nfe, cache_passes, lengths = tokens up to and including EOS).
+    every step. `return_stats`: also return `SampleStats` (nfe, tokens_run, lengths = tokens up to and including EOS).
     Unified models: `modality` (B, P + gen_length) ids of the whole sequence; `pixels` (B, C, H, W) with `pixel_slots`
-    (B, P) for a pixel reader (read once, in the prefill). `cfg_scale` > 0: classifier-free guidance against unconditional
+    (B, P) for a pixel reader (read once, by the first pass). `cfg_scale` > 0: classifier-free guidance against unconditional
     rows whose prompt is all `[MASK]` (LLaDA's choice) and which read no pixels, with their own cache (a step counts 2)."""
     bs = check_block_model(model)
     steps = steps_per_block or bs

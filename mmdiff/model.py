@@ -185,7 +185,9 @@ def flex_available() -> bool:
 
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE: (B, L, D) -> (B, L, D); optionally reads (and appends to) a `KVCache` layer, or splices
-    its keys/values into a `SpanCache` at position `start`. H query heads and Hkv key/value heads of width Dh."""
+    its keys/values into a `SpanCache` at position `start`. With a `KVCache`, `update` = True appends every new position's
+    keys and values, an int n only the first n (a pass that also runs positions that are not final yet).
+    H query heads and Hkv key/value heads of width Dh."""
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.h, self.hkv, self.dh = cfg.n_head, cfg.kv_heads, cfg.dh
@@ -193,7 +195,7 @@ class Attention(nn.Module):
         self.proj, self.dropout = nn.Linear(self.h * self.dh, cfg.d_model, bias=False), cfg.dropout
         self.q_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
-    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool = False,
+    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool | int = False,
                 start: int = 0):
         q, k, v = self.qkv(x).split([self.h * self.dh, self.hkv * self.dh, self.hkv * self.dh], -1)
         q = rearrange(q, 'b l (h dh) -> b h l dh', h=self.h)                  # (B, H, L, Dh)
@@ -210,7 +212,10 @@ class Attention(nn.Module):
         elif cache is not None:
             if cache.k[layer] is not None:                                  # prepend the cached prefix: keys (B, Hkv, Lc + L, Dh)
                 k, v = torch.cat([cache.k[layer], k], 2), torch.cat([cache.v[layer], v], 2)
-            if update: cache.k[layer], cache.v[layer] = k, v
+            keep = q.shape[2] if update is True else int(update)            # new positions whose K/V join the cache
+            if keep:
+                end = k.shape[2] - q.shape[2] + keep
+                cache.k[layer], cache.v[layer] = k[:, :, :end], v[:, :, :end]
         y = attend(q, k, v, mask, is_causal, self.dropout if self.training else 0.0)
         return self.proj(rearrange(y, 'b h l dh -> b l (h dh)'))
 
@@ -288,11 +293,12 @@ class Denoiser(nn.Module):
 
     def forward(self, ids: torch.Tensor, modality: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, validate: bool = True, clean: torch.Tensor | None = None,
-                cache: KVCache | None = None, update_cache: bool = False, pixels: torch.Tensor | None = None,
+                cache: KVCache | None = None, update_cache: bool | int = False, pixels: torch.Tensor | None = None,
                 pixel_slots: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, L), modality (B, L), positions (B, L) or (L,), attention_mask (B, L) bool (True = real key) -> logits (B, L, V).
         Block-wise training: `clean` (B, L) = x_0, the input is then ids ⊕ clean and the logits are those of the noisy half.
-        Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values.
+        Cached decoding: `cache` holds the prefix (positions continue after it); `update_cache` appends these ids' keys/values
+        (an int n: only the first n of them, e.g. a finished block run together with the first step of the next one).
         Pixel reader: `pixels` (B, C, H, W) and `pixel_slots` (B, L) bool (`clean=`: the slots of x_0, added to both halves;
         `cache=`: the slots among these ids); see `pixel_features`."""
         if (pixels is None) != (pixel_slots is None): raise ValueError("pixels and pixel_slots go together: give both or neither")
@@ -385,7 +391,7 @@ class Denoiser(nn.Module):
         return KVCache(self.cfg.n_layer)
 
     def _forward_cached(self, ids, modality, positions, attention_mask, validate, cache, update, read=None):
-        "ids (B, L) after the cached prefix of length Lc -> logits (B, L, V); appends their K/V when `update`."
+        "ids (B, L) after the cached prefix of length Lc -> logits (B, L, V); appends their K/V when `update` (an int: the first n)."
         if not self.attention.supports_cache: self.new_cache()                # raises the ValueError
         if attention_mask is not None: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
         if self.cfg.shift_logits: raise ValueError("a KV cache cannot serve a model with shift_logits: the first new row needs the previous row's output")
@@ -395,6 +401,8 @@ class Denoiser(nn.Module):
             self.check_inputs(ids, modality, positions)
             if Lc + L > self.cfg.max_len: raise ValueError(f"cached prefix ({Lc}) + {L} new tokens = {Lc + L} exceeds the model's max_len={self.cfg.max_len}")
             if Lc and cache.k[0].shape[0] != B: raise ValueError(f"batch size {B} != the cache's batch size {cache.k[0].shape[0]}")
+            if not isinstance(update, bool) and not 0 <= update <= L:
+                raise ValueError(f"update_cache={update}: the number of new positions to store must lie in [0, {L}]")
         pos = torch.arange(Lc, Lc + L, device=ids.device) if positions is None else positions
         x, cos, sin = self._embed(ids, modality, pos)
         if read is not None: x = x + self.pixel_features(*read, validate).to(x.dtype)   # slots among these L ids

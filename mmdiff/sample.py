@@ -109,12 +109,11 @@ def as_commit(threshold: float | None = None, factor: float | None = None) -> Co
 @dataclass
 class SampleStats:
     """What a sampler did: network function evaluations (a CFG step counts 2), the token positions they ran, steps,
-    and for the block sampler cache passes and lengths."""
+    and for the block sampler lengths."""
     nfe: int = 0                    # denoiser evaluations
     tokens_run: int = 0             # token positions one sequence ran through the network, summed over passes
                                     # (CFG: both halves); what an approximate cache saves. 0 = not counted
     steps: int = 0                  # unmasking steps
-    cache_passes: int = 0           # extra passes that append a finished block's K/V to the cache
     lengths: list | None = None     # generated tokens per row up to and including EOS (block sampler)
     wall_s: float = 0.0             # seconds spent sampling
 
@@ -292,8 +291,10 @@ class Rows:
     (modality, attention_mask, pixels, pixel_slots). Guidance (`cfg_scale` > 0): B unconditional rows `ux` (B, L) run with them
     (`uncond_kwargs` replace model kwargs there); they share every position from `start` on, and `logits` returns
     u + (w + 1)(c − u). `use_cache` (a model whose attention has an exact KV cache, `Causal` or `BlockDiff`): `prefill(end)`
-    stores positions [0, end), `logits(lo, hi)` runs only [lo, hi) against the cache and `append(lo, hi)` stores a finished
-    block. Without it `logits(lo, hi)` runs [0, hi) (a model with a cache: nothing sees a later position) or all L positions
+    queues positions [0, end) for the cache and `append(lo, hi)` a finished block; `logits(lo, hi)` runs the queued
+    positions and [lo, hi) in one pass against the cache and stores the queued ones' keys/values (no pass of their own: a
+    block-wise mask keeps them from seeing [lo, hi), so they store what a separate pass would). Without it `logits(lo, hi)`
+    runs [0, hi) (a model with a cache: nothing sees a later position) or all L positions
     (full attention) and returns [lo, hi). `stats` counts evaluations (a guided pass counts 2) and the positions run."""
     def __init__(self, model, x: torch.Tensor, start: int, cfg_scale: float = 0., ux: torch.Tensor | None = None,
                  uncond_kwargs: dict | None = None, use_cache: bool = False, stats: SampleStats | None = None, **model_kwargs):
@@ -311,32 +312,36 @@ class Rows:
         self.cache = model.new_cache() if use_cache else None              # raises for full attention
         if use_cache and 'attention_mask' in kw: raise ValueError("attention_mask (padding) cannot be combined with a KV cache")
         self.cached = 0                                                      # positions [0, cached) are in the cache
+        self.queued = 0                                                      # [cached, queued) join it with the next pass
+        px = kw.get('pixel_slots')                                          # the pixels are read while their slots run
+        self.px_end = int(px.any(0).nonzero().max()) + 1 if px is not None and bool(px.any()) else 0
 
     def ids(self, a: int, b: int) -> torch.Tensor:
         "The ids of positions [a, b) of the rows that run: (B, b - a), or (2B, b - a) under guidance."
         return torch.cat([self.x[:, a:b], self.ux[:, a:b]]) if self.n == 2 else self.x[:, a:b]
 
-    def _run(self, a: int, b: int, update: bool = False) -> torch.Tensor:
+    def _run(self, a: int, b: int, keep: int = 0) -> torch.Tensor:
         kw = _cut(self.kw, a, b)
-        if self.cache is not None and self.cached:                          # the pixels were read in the prefill
+        if a >= self.px_end:                                                # no pixel slot among [a, b): skip the reader
             kw.pop('pixels', None); kw.pop('pixel_slots', None)
-        out = _logits(self.model(self.ids(a, b), cache=self.cache, update_cache=update, **kw) if self.cache is not None
+        out = _logits(self.model(self.ids(a, b), cache=self.cache, update_cache=keep, **kw) if self.cache is not None
                       else self.model(self.ids(a, b), **kw))
         self.stats.tokens_run += self.n * (b - a)
         return out
 
     def prefill(self, end: int):
-        "Store positions [0, end) in the cache (nothing without one)."
-        if self.cache is None or end <= self.cached: return
-        if 'pixel_slots' in self.kw and self.kw['pixel_slots'][:, end:].any():
+        "Queue positions [0, end) for the cache: the next `logits` pass runs and stores them (nothing without a cache)."
+        if self.cache is None or end <= self.queued: return
+        if self.px_end > end:
             raise ValueError(f"pixel slots after position {end} cannot be read through the cache: they must lie in the prefilled prompt")
-        self._run(self.cached, end, update=True); self.cached = end; self.stats.cache_passes += 1
+        self.queued = end
 
     def logits(self, lo: int, hi: int) -> torch.Tensor:
         "Guided logits (B, hi - lo, V) of positions [lo, hi), from one network evaluation."
         if self.cache is not None:
-            if lo != self.cached: raise ValueError(f"the cache holds positions [0, {self.cached}); a pass over [{lo}, {hi}) must start there")
-            out = self._run(lo, hi)
+            if lo != self.queued: raise ValueError(f"the cache holds positions [0, {self.queued}); a pass over [{lo}, {hi}) must start there")
+            out = self._run(self.cached, hi, keep=lo - self.cached)[:, lo - self.cached:]   # queued + [lo, hi), one pass
+            self.cached = lo
         else: out = self._run(0, hi if self.exact else self.L)[:, lo:hi]
         self.stats.nfe += self.n
         if self.n == 1: return out
@@ -351,6 +356,6 @@ class Rows:
             self.ux[:, a:hi] = ids[:, a - lo:]
 
     def append(self, lo: int, hi: int):
-        "Store the finished block [lo, hi) in the cache (nothing without one)."
+        "Queue the finished block [lo, hi) for the cache (nothing without one)."
         if self.cache is not None: self.prefill(hi)
 

@@ -159,7 +159,8 @@ def test_nfe_counts():
     m = tiny(BlockDiff(4))
     prompt = torch.randint(0, MASK, (2, 4))
     _, st = generate_block(m, prompt, 32, mask_id=MASK, return_stats=True)
-    assert st.nfe == 32 and st.cache_passes == 1 + 7                                # 8 blocks x 4 steps; prefill + 7 appends
+    assert st.nfe == 32                                                             # 8 blocks x 4 steps, no pass of its own for the cache
+    assert st.tokens_run == 8 * (2 * 4 + 3 * 4)          # each block's first pass also stores the prompt / previous block
     _, st = generate_block(m, prompt, 32, mask_id=MASK, threshold=1e-9, return_stats=True)
     assert st.nfe == 8
     _, st = generate_block(m, prompt, 32, mask_id=MASK, threshold=0.5, return_stats=True)

@@ -121,15 +121,17 @@ def timing(a) -> list[dict]:
         cases.append((f'{name} {p.cfg.image_size}x{p.cfg.image_size} px, {side}x{side} codes (trained)',
                       p.cfg.attention, p.model, p.vocab, p.n_tokens, p.cfg.seq_len, side, 'a small red circle at the top left'))
     base = cases[0][3] if cases else None
+    caption = cases[0][7] if cases else None                                           # the first pipeline's prompt
     for side in a.grids:                                                               # untrained, timing only
         n = side * side
         vocab = Vocab(base.tokenizer, n_image_codes=64) if base else None
         if vocab is None: break
+        n_cap = max(16, len(vocab.encode(caption)))                                     # caption budget of the layout
         for att in ['full'] + [f'block:{side * r}' for r in (1, 2, 4)]:
-            L = layout_for(att).seq_len(vocab, 16, n)
+            L = layout_for(att).seq_len(vocab, n_cap, n)
             torch.manual_seed(0)
             m = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=128, n_layer=4, n_head=4), attention_mode(att)).eval()
-            cases.append((f'{side}x{side} codes (untrained, timing only)', att, m, vocab, n, L, side, 'a handwritten digit 3'))
+            cases.append((f'{side}x{side} codes (untrained, timing only)', att, m, vocab, n, L, side, caption))
     for what, att, model, vocab, n, L, width, caption in cases:
         for B in a.batch:
             for cache in ((None,) if att == 'full' else (True, False)):

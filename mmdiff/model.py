@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from .core import Config
 
 # %% auto #0
-__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'apply_rope', 'AttentionMode', 'Full', 'Causal', 'block_diff_mask',
-           'BlockDiff', 'attention_mode', 'attention_spec', 'KVCache', 'SpanCache', 'attend', 'flex_available',
-           'Attention', 'Block', 'PixelReader', 'Denoiser', 'flex_matches_dense']
+__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'rope_factors', 'apply_rope', 'AttentionMode', 'Full', 'Causal',
+           'block_diff_mask', 'BlockDiff', 'attention_mode', 'attention_spec', 'KVCache', 'SpanCache', 'attend',
+           'flex_available', 'Attention', 'Block', 'PixelReader', 'Denoiser', 'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -63,9 +63,8 @@ class RMSNorm(nn.Module):
     "RMS normalisation over the last dim: (…, D) -> (…, D)."
     def __init__(self, d: int, eps: float = 1e-5):
         super().__init__(); self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
-    def forward(self, x):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+    def forward(self, x):                                      # the formula above in float32, as one op
+        return F.rms_norm(x.float(), x.shape[-1:], eps=self.eps).type_as(x) * self.weight
 
 class SwiGLU(nn.Module):
     "Gated MLP: (…, D) -> (…, D)."
@@ -81,12 +80,21 @@ def rope_tables(max_len: int, dh: int, theta: float = 10000.0) -> tuple[torch.Te
     ang = torch.outer(torch.arange(max_len, dtype=torch.float64), inv)
     return ang.cos().float(), ang.sin().float()
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    "Rotate channel pairs of x (B, H, L, Dh) by the angles whose cos/sin are (B or 1, L, Dh/2)."
-    x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]
-    cos, sin = cos[:, None], sin[:, None]                                  # (B, 1, L, Dh/2)
-    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, L, Dh/2, 2)
-    return rearrange(out, '... d two -> ... (d two)').type_as(x)
+def rope_factors(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (B or 1, L, Dh/2) at the positions of a pass -> the factors (B or 1, 1, L, Dh) that `apply_rope` multiplies by:
+    each angle's cos at both channels of its pair, its sin with a minus at the pair's first channel. Built once per forward."""
+    c = repeat(cos, 'b l d -> b 1 l (d two)', two=2)                       # (cos_0, cos_0, cos_1, cos_1, …)
+    s = rearrange(torch.stack([-sin, sin], -1), 'b l d two -> b 1 l (d two)')   # (-sin_0, sin_0, -sin_1, sin_1, …)
+    return c, s
+
+def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate each channel pair (x_2i, x_2i+1) of x (B, H, L, Dh) to (x_2i cos - x_2i+1 sin, x_2i sin + x_2i+1 cos), in float32;
+    `rope` = `rope_factors(cos, sin)`. Three arithmetic ops: x * c + swap(x) * s, where swap exchanges the two channels of a pair.
+    (flatten/unflatten rather than einops here: this runs twice per layer and pass, and einops' own overhead doubles its cost.)"""
+    c, s = rope
+    xf = x.float()
+    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)              # (x_1, x_0, x_3, x_2, …)
+    return (xf * c + swapped * s).type_as(x)
 
 # %% ../nbs/05_model.ipynb #95761672
 class AttentionMode:
@@ -195,14 +203,14 @@ class Attention(nn.Module):
         self.proj, self.dropout = nn.Linear(self.h * self.dh, cfg.d_model, bias=False), cfg.dropout
         self.q_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(self.dh, cfg.norm_eps) if cfg.qk_norm else None
-    def forward(self, x, cos, sin, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool | int = False,
+    def forward(self, x, rope, mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0, update: bool | int = False,
                 start: int = 0):
         q, k, v = self.qkv(x).split([self.h * self.dh, self.hkv * self.dh, self.hkv * self.dh], -1)
         q = rearrange(q, 'b l (h dh) -> b h l dh', h=self.h)                  # (B, H, L, Dh)
         k = rearrange(k, 'b l (h dh) -> b h l dh', h=self.hkv)                # (B, Hkv, L, Dh)
         v = rearrange(v, 'b l (h dh) -> b h l dh', h=self.hkv)
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope(q, rope), apply_rope(k, rope)
         if isinstance(cache, SpanCache):
             if update: cache.k[layer], cache.v[layer] = k, v                   # refresh: the whole sequence
             else:                                                             # fresh keys of [start, start + L), cached elsewhere
@@ -225,8 +233,8 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), SwiGLU(cfg.d_model, cfg.hidden, cfg.dropout)
-    def forward(self, x, cos, sin, mask=None, is_causal=False, cache=None, layer=0, update=False, start=0):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, is_causal, cache, layer, update, start)
+    def forward(self, x, rope, mask=None, is_causal=False, cache=None, layer=0, update=False, start=0):
+        x = x + self.attn(self.norm1(x), rope, mask, is_causal, cache, layer, update, start)
         return x + self.mlp(self.norm2(x))
 
 
@@ -307,7 +315,7 @@ class Denoiser(nn.Module):
         if cache is not None: return self._forward_cached(ids, modality, positions, attention_mask, validate, cache, update_cache, read)
         if validate: self.check_inputs(ids, modality, positions)
         B, L = ids.shape
-        x, cos, sin = self._embed(ids, modality, torch.arange(L, device=ids.device) if positions is None else positions)
+        x, rope = self._embed(ids, modality, torch.arange(L, device=ids.device) if positions is None else positions)
         if pixels is not None: x = x + self.pixel_features(pixels, pixel_slots, validate).to(x.dtype)
         causal_fast = self.attention.is_causal and attention_mask is None     # SDPA's own causal kernel
         mask = None if causal_fast else self.attention.mask(L, ids.device)      # (L, L) or None
@@ -315,7 +323,7 @@ class Denoiser(nn.Module):
             keys = attention_mask[:, None, None, :].bool()                      # (B, 1, 1, L)
             mask = keys if mask is None else mask & keys
             mask = mask | torch.eye(L, dtype=torch.bool, device=ids.device)     # a query always sees itself: no empty rows
-        for blk in self.blocks: x = blk(x, cos, sin, mask, causal_fast)
+        for blk in self.blocks: x = blk(x, rope, mask, causal_fast)
         return self._logits(x)                                                  # (B, L, V)
 
     def _logits(self, x):
@@ -324,12 +332,12 @@ class Denoiser(nn.Module):
         return torch.cat([lg[:, :1], lg[:, :-1]], 1) if self.cfg.shift_logits else lg
 
     def _embed(self, ids, modality, pos):
-        "Token + modality embedding (B, L, D) and the RoPE cos/sin (B or 1, L, Dh/2) at positions `pos` (B, L) or (L,)."
+        "Token + modality embedding (B, L, D) and the RoPE factors (`rope_factors`, (B or 1, 1, L, Dh)) at positions `pos` (B, L) or (L,)."
         x = self.tok_emb(ids)                                                   # (B, L, D)
         if self.mod_emb is not None:                                            # modality ids; None = all TEXT (modality 0)
             x = x + self.mod_emb(torch.zeros_like(ids) if modality is None else modality)
         pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
-        return x, self.rope_cos[pos], self.rope_sin[pos]
+        return x, rope_factors(self.rope_cos[pos], self.rope_sin[pos])
 
     def pixel_features(self, pixels: torch.Tensor, pixel_slots: torch.Tensor, validate: bool = True) -> torch.Tensor:
         """The reader's input embeddings (B, L, D): row b's h·w features (row-major) at the positions where `pixel_slots[b]` is
@@ -362,7 +370,7 @@ class Denoiser(nn.Module):
         if validate:
             self.check_inputs(xt, modality, positions); self.check_inputs(x0, modality, positions)
         pos = torch.arange(n, device=xt.device) if positions is None else positions
-        x, cos, sin = self._embed(torch.cat([xt, x0], 1), None if modality is None else torch.cat([modality, modality], 1),
+        x, rope = self._embed(torch.cat([xt, x0], 1), None if modality is None else torch.cat([modality, modality], 1),
                                   torch.cat([pos, pos], -1))                    # (B, 2n, D), same positions for both halves
         if read is not None:                                                    # a pixel slot is clean: read in both halves
             f = self.pixel_features(*read, validate).to(x.dtype)                # (B, n, D)
@@ -372,7 +380,7 @@ class Denoiser(nn.Module):
             mask = mode.pair_mask(n, xt.device) & keys | torch.eye(2 * n, dtype=torch.bool, device=xt.device)
         elif self._use_flex(xt.device): mask = self._block_mask(n, xt.device)
         else: mask = mode.pair_mask(n, xt.device)                              # (2n, 2n)
-        for blk in self.blocks: x = blk(x, cos, sin, mask)
+        for blk in self.blocks: x = blk(x, rope, mask)
         return self._logits(x[:, :n])                                           # (B, n, V)
 
     def _block_mask(self, n, device):
@@ -404,12 +412,12 @@ class Denoiser(nn.Module):
             if not isinstance(update, bool) and not 0 <= update <= L:
                 raise ValueError(f"update_cache={update}: the number of new positions to store must lie in [0, {L}]")
         pos = torch.arange(Lc, Lc + L, device=ids.device) if positions is None else positions
-        x, cos, sin = self._embed(ids, modality, pos)
+        x, rope = self._embed(ids, modality, pos)
         if read is not None: x = x + self.pixel_features(*read, validate).to(x.dtype)   # slots among these L ids
         mask = self.attention.mask(Lc + L, ids.device)
         mask = None if mask is None else mask[Lc:]                              # (L, Lc + L): new queries vs prefix + new keys
         if mask is not None and bool(mask.all()): mask = None                   # e.g. one block after clean blocks: sees everything
-        for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, mask, False, cache, i, update)
+        for i, blk in enumerate(self.blocks): x = blk(x, rope, mask, False, cache, i, update)
         return self._logits(x)                                                  # (B, L, V)
 
     def forward_span(self, ids: torch.Tensor, lo: int, hi: int, cache: SpanCache, refresh: bool = False,
@@ -430,8 +438,8 @@ class Denoiser(nn.Module):
         s = 0 if refresh else lo - 1 if self.cfg.shift_logits and lo > 0 else lo   # first position run
         e = L if refresh else hi
         pos = torch.arange(s, e, device=ids.device)
-        x, cos, sin = self._embed(ids[:, s:e], None if modality is None else modality[:, s:e], pos)   # (B, e - s, D)
-        for i, blk in enumerate(self.blocks): x = blk(x, cos, sin, None, False, cache, i, refresh, s)
+        x, rope = self._embed(ids[:, s:e], None if modality is None else modality[:, s:e], pos)   # (B, e - s, D)
+        for i, blk in enumerate(self.blocks): x = blk(x, rope, None, False, cache, i, refresh, s)
         return self._logits(x)[:, lo - s:hi - s]                                # (B, hi - lo, V)
 
 # %% ../nbs/05_model.ipynb #3eee8376

@@ -147,11 +147,11 @@ def timing(a) -> list[dict]:
 def shapes_rows(res: Path) -> list[str]:
     "The shapes runs of bench_shapes.py --attention (results/shapes_blocks/*/shapes_bench.json) as table rows."
     rows = []
-    for f in sorted(res.glob('shapes_blocks/*/shapes_bench.json')):
-        r = json.loads(f.read_text())
+    for f in sorted(res.glob('shapes_blocks*/*/shapes_bench.json')):                  # shapes_blocks (run 1), shapes_blocks_runN
+        r, run = json.loads(f.read_text()), f.parent.parent.name.partition('_run')[2] or '1'
         att, t, c = r['args'].get('attention', 'full'), r['t2i'][0], r['caption']
         cell = lambda d: ' / '.join(f"{100 * d[k]:.1f}" for k in ('colour', 'shape', 'size', 'position', 'all'))
-        rows.append(f"| {att} | {r['train']['steps']} | {r['run']['seq_len']} | {cell(t)} | {cell(c)} |")
+        rows.append(f"| {run} | {att} | {r['train']['steps']} | {r['run']['seq_len']} | {cell(t)} | {cell(c)} |")
     return rows
 
 
@@ -195,6 +195,23 @@ def timing_rows(t: list[dict]) -> list[str]:
     return L
 
 
+def run_means(q: list[dict]) -> list[str]:
+    "With more than one training run: each model's text-to-image and captioning accuracy averaged over the runs, and the gap to full attention."
+    runs = sorted({r.get('run', 1) for r in q})
+    if len(runs) < 2: return []
+    mean = lambda att, k: statistics.mean(r[k] for r in q if r['attention'] == att)
+    atts = list(dict.fromkeys(r['attention'] for r in q))
+    L = ['', f"Mean over the {len(runs)} training runs (same seed and command; the runs differ in the torch thread count "
+         "their training got, which changes the arithmetic and so the trajectory), in points against full attention:", '',
+         '| attention | text-to-image (cfg 1) | Δ vs full | per run | captioning | Δ vs full | per run |', '|---|---|---|---|---|---|---|']
+    for att in atts:
+        per = lambda k: ' / '.join(f"{100 * r[k]:.1f}" for r in sorted(q, key=lambda r: r.get('run', 1)) if r['attention'] == att)
+        t2i, cap = mean(att, 't2i_acc'), mean(att, 'caption_acc')
+        dt, dc = 100 * (t2i - mean('full', 't2i_acc')), 100 * (cap - mean('full', 'caption_acc'))
+        L.append(f"| {att} | {100 * t2i:.1f}% | {dt:+.1f} | {per('t2i_acc')} | {100 * cap:.1f}% | {dc:+.1f} | {per('caption_acc')} |")
+    return L
+
+
 def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
     L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
     if q:
@@ -203,10 +220,10 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
               "the real digits; captioning: the 297 held-out test digits; image NELBO: nats per image code of the test digits. "
               "ms / train step: from the run's own token rate, while other jobs shared the 2-core machine (block-wise steps read "
               "x_t and x_0, twice the tokens): compare them loosely.", '',
-              '| attention | block | seq len | text-to-image (cfg 1) | (cfg 0) | (cfg 1, temperature 0.7) | captioning | '
+              '| run | attention | block | seq len | text-to-image (cfg 1) | (cfg 0) | (cfg 1, temperature 0.7) | captioning | '
               'diversity (cfg 1; temperature 0.7) | image NELBO | caption tokens (mean / max) | ms / train step |',
-              '|---|---|---|---|---|---|---|---|---|---|---|']
-        for r in q:
+              '|---|---|---|---|---|---|---|---|---|---|---|---|']
+        for r in sorted(q, key=lambda r: r.get('run', 1)):
             ms = f"{r['ms_per_step']:.0f}" if r.get('ms_per_step') else '–'
             div = f"{r['diversity']:.2f}" if r.get('diversity') is not None else '–'
             t07 = f"{r['t2i_acc_t07']:.1%}" if 't2i_acc_t07' in r else '–'
@@ -215,16 +232,18 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
                 t1 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_seeds']) + ')'
                 t07 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_t07_seeds']) + ')'
             div += f"; {r['diversity_t07']:.2f}" if 'diversity_t07' in r else ''
-            L.append(f"| {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {t1} | {r['t2i_acc_cfg0']:.1%} | "
+            L.append(f"| {r.get('run', 1)} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {t1} | {r['t2i_acc_cfg0']:.1%} | "
                      f"{t07} | {r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
                      f"{r['caption_tokens_max']} | {ms} |")
+    L += run_means(q)
     sh = shapes_rows(res)
     if sh:
         L += ['', "Shapes (16×16 RGB, 8×8 codes: the longest image sequence trained here): `bench_shapes.py --attention full` and "
               "`--attention block:8` (one code row a block), same denoiser (d 128, 4 layers), same steps, no pixel reader; "
-              "`results/shapes_blocks/`. Text-to-image: 192 prompts (every attribute combination, 2 templates), 16 steps, CFG 1, "
+              "`results/shapes_blocks/` (run 1) and `results/shapes_blocks_run2/` (the same commands again; run 2's block-wise model "
+              "trained on 1 torch thread, the others on 2). Text-to-image: 192 prompts (every attribute combination, 2 templates), 16 steps, CFG 1, "
               "read from pixels; captioning: 384 images of another seed. Per attribute, % (colour / shape / size / position / all four):",
-              '', '| attention | steps | seq len | text-to-image | captioning |', '|---|---|---|---|---|', *sh]
+              '', '| run | attention | steps | seq len | text-to-image | captioning |', '|---|---|---|---|---|---|', *sh]
     if t:
         L += timing_rows(t)
     return '\n'.join(L) + '\n'
@@ -257,6 +276,8 @@ def main(argv=None):
     p.add_argument('--attention', nargs='*', default=['full', 'block:4', 'block:8', 'block:16'])
     p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--run', type=int, default=1,
+                   help='label of a repeated training run of the same seed (thread count and machine load change the numerics)')
     p.add_argument('--n-per-digit', type=int, default=10, help='text-to-image prompts per digit')
     p.add_argument('--sample-seeds', type=int, default=1,
                    help='text-to-image sampling seeds (seed, seed + 1, ...): accuracy and diversity are their mean')
@@ -276,7 +297,7 @@ def main(argv=None):
     qlog, tlog = res / 'block_images.jsonl', res / 'block_images_timing.jsonl'
     if a.table:
         read = lambda f: [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
-        q = list({(r['attention'], r['seed']): r for r in read(qlog)}.values())          # the last measurement of each model
+        q = list({(r.get('run', 1), r['attention'], r['seed']): r for r in read(qlog)}.values())   # the last measurement of each model
         t = list({(r['date'], r['images'], r['attention'], r['batch'], r['cache']): r for r in read(tlog)}.values())
         md = table(q, t, res)
         (res / 'block_images_bench.md').write_text(md)
@@ -289,7 +310,7 @@ def main(argv=None):
         return
     if a.threads: torch.set_num_threads(a.threads)
     for att in a.attention:
-        r = quality(a, att)
+        r = {**quality(a, att), 'run': a.run}
         print(json.dumps(r), flush=True)
         with open(qlog, 'a') as f: f.write(json.dumps(r) + '\n')
 

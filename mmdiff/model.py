@@ -81,15 +81,16 @@ def rope_tables(max_len: int, dh: int, theta: float = 10000.0) -> tuple[torch.Te
     return ang.cos().float(), ang.sin().float()
 
 def rope_factors(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin (B or 1, L, Dh/2) at the positions of a pass -> the factors (B or 1, 1, L, Dh) that `apply_rope` multiplies by:
-    each angle's cos at both channels of its pair, its sin with a minus at the pair's first channel. Built once per forward."""
-    c = repeat(cos, 'b l d -> b 1 l (d two)', two=2)                       # (cos_0, cos_0, cos_1, cos_1, …)
-    s = rearrange(torch.stack([-sin, sin], -1), 'b l d two -> b 1 l (d two)')   # (-sin_0, sin_0, -sin_1, sin_1, …)
+    """cos, sin (..., Dh/2) -> the factors (..., Dh) that `apply_rope` multiplies by: each angle's cos at both
+    channels of its pair, its sin with a minus at the pair's first channel. The model keeps them as buffers
+    (max_len, Dh), built once."""
+    c = repeat(cos, '... d -> ... (d two)', two=2)                         # (cos_0, cos_0, cos_1, cos_1, …)
+    s = rearrange(torch.stack([-sin, sin], -1), '... d two -> ... (d two)')     # (-sin_0, sin_0, -sin_1, sin_1, …)
     return c, s
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Rotate each channel pair (x_2i, x_2i+1) of x (B, H, L, Dh) to (x_2i cos - x_2i+1 sin, x_2i sin + x_2i+1 cos), in float32;
-    `rope` = `rope_factors(cos, sin)`. Three arithmetic ops: x * c + swap(x) * s, where swap exchanges the two channels of a pair.
+    `rope` = `rope_factors(cos, sin)` (broadcastable to x). Three arithmetic ops: x * c + swap(x) * s, where swap exchanges the two channels of a pair.
     (flatten/unflatten rather than einops here: this runs twice per layer and pass, and einops' own overhead doubles its cost.)"""
     c, s = rope
     xf = x.float()
@@ -269,10 +270,10 @@ class Denoiser(nn.Module):
         if self.mod_emb is not None: nn.init.zeros_(self.mod_emb.weight)
 
     def init_rope(self, device=None):
-        "(Re)build the RoPE tables (max_len, Dh/2), e.g. on the real device after the model was built on the meta device."
-        cos, sin = rope_tables(self.cfg.max_len, self.cfg.dh, self.cfg.rope_theta)
-        self.register_buffer('rope_cos', cos.to(device), persistent=False)
-        self.register_buffer('rope_sin', sin.to(device), persistent=False)
+        "(Re)build the RoPE factors (max_len, Dh), e.g. on the real device after the model was built on the meta device."
+        c, s = rope_factors(*rope_tables(self.cfg.max_len, self.cfg.dh, self.cfg.rope_theta))
+        self.register_buffer('rope_c', c.to(device), persistent=False)
+        self.register_buffer('rope_s', s.to(device), persistent=False)
 
     @staticmethod
     def _init(m):
@@ -337,7 +338,7 @@ class Denoiser(nn.Module):
         if self.mod_emb is not None:                                            # modality ids; None = all TEXT (modality 0)
             x = x + self.mod_emb(torch.zeros_like(ids) if modality is None else modality)
         pos = pos if pos.dim() == 2 else pos[None]                              # (B or 1, L)
-        return x, rope_factors(self.rope_cos[pos], self.rope_sin[pos])
+        return x, (self.rope_c[pos][:, None], self.rope_s[pos][:, None])       # (B or 1, 1, L, Dh) each
 
     def pixel_features(self, pixels: torch.Tensor, pixel_slots: torch.Tensor, validate: bool = True) -> torch.Tensor:
         """The reader's input embeddings (B, L, D): row b's h·w features (row-major) at the positions where `pixel_slots[b]` is

@@ -201,8 +201,9 @@ def run_means(q: list[dict]) -> list[str]:
     if len(runs) < 2: return []
     mean = lambda att, k: statistics.mean(r[k] for r in q if r['attention'] == att)
     atts = list(dict.fromkeys(r['attention'] for r in q))
-    L = ['', f"Mean over the {len(runs)} training runs (same seed and command; the runs differ in the torch thread count "
-         "their training got, which changes the arithmetic and so the trajectory), in points against full attention:", '',
+    L = ['', f"Mean over the {len(runs)} training runs (the same command; a run differs from another in its training seed or in "
+         "the torch thread count its training got, which changes the arithmetic and so the trajectory), in points against "
+         "full attention:", '',
          '| attention | text-to-image (cfg 1) | Δ vs full | per run | captioning | Δ vs full | per run |', '|---|---|---|---|---|---|---|']
     for att in atts:
         per = lambda k: ' / '.join(f"{100 * r[k]:.1f}" for r in sorted(q, key=lambda r: r.get('run', 1)) if r['attention'] == att)
@@ -215,14 +216,16 @@ def run_means(q: list[dict]) -> list[str]:
 def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
     L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
     if q:
-        L += [f"Same denoiser ({q[0]['params'] / 1e6:.2f} M parameters), {q[0]['steps']} training steps of 32, seed {q[0]['seed']}, "
+        seeds = ', '.join(str(x) for x in sorted({r['seed'] for r in q}))
+        L += [f"Same denoiser ({q[0]['params'] / 1e6:.2f} M parameters), {q[0]['steps']} training steps of 32, training seeds {seeds} "
+              "(column *seed*), "
               f"through `mmdiff train`'s path (digits recipe). Text-to-image: {q[0].get('prompts', 100)} prompts, 16 steps, judged by a classifier trained on "
               "the real digits; captioning: the 297 held-out test digits; image NELBO: nats per image code of the test digits. "
               "ms / train step: from the run's own token rate, while other jobs shared the 2-core machine (block-wise steps read "
               "x_t and x_0, twice the tokens): compare them loosely.", '',
-              '| run | attention | block | seq len | text-to-image (cfg 1) | (cfg 0) | (cfg 1, temperature 0.7) | captioning | '
+              '| run | seed | attention | block | seq len | text-to-image (cfg 1) | (cfg 0) | (cfg 1, temperature 0.7) | captioning | '
               'diversity (cfg 1; temperature 0.7) | image NELBO | caption tokens (mean / max) | ms / train step |',
-              '|---|---|---|---|---|---|---|---|---|---|---|---|']
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
         for r in sorted(q, key=lambda r: r.get('run', 1)):
             ms = f"{r['ms_per_step']:.0f}" if r.get('ms_per_step') else '–'
             div = f"{r['diversity']:.2f}" if r.get('diversity') is not None else '–'
@@ -232,7 +235,7 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
                 t1 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_seeds']) + ')'
                 t07 += ' (' + ' / '.join(f"{x:.1%}" for x in r['t2i_acc_t07_seeds']) + ')'
             div += f"; {r['diversity_t07']:.2f}" if 'diversity_t07' in r else ''
-            L.append(f"| {r.get('run', 1)} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {t1} | {r['t2i_acc_cfg0']:.1%} | "
+            L.append(f"| {r.get('run', 1)} | {r['seed']} | {r['attention']} | {r['code_rows_per_block']} | {r['seq_len']} | {t1} | {r['t2i_acc_cfg0']:.1%} | "
                      f"{t07} | {r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
                      f"{r['caption_tokens_max']} | {ms} |")
     L += run_means(q)
@@ -277,7 +280,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=1500, help='training steps of every model')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--run', type=int, default=1,
-                   help='label of a repeated training run of the same seed (thread count and machine load change the numerics)')
+                   help='label of a training run: a repeat of the same seed (thread count and machine load change '
+                        'the numerics) or another --seed')
     p.add_argument('--n-per-digit', type=int, default=10, help='text-to-image prompts per digit')
     p.add_argument('--sample-seeds', type=int, default=1,
                    help='text-to-image sampling seeds (seed, seed + 1, ...): accuracy and diversity are their mean')

@@ -4,8 +4,8 @@
 A row of n switches is given through its links (1 where neighbours differ) and its last switch; the answer is the row,
 left to right. Right to left every switch is one XOR; left to right the first switch is the parity of every given bit.
 Three models of one size and one step budget: masked diffusion, autoregressive on the same puzzle, and autoregressive on
-the mirrored puzzle (first switch given: left to right is then the easy order). Every one of the 256 test rows (a quarter
-of all 1,024, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table and writes it to
+the mirrored puzzle (first switch given: left to right is then the easy order). Every one of the 256 test rows
+(a quarter of all 1,024, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table and writes it to
 benchmarks/results/order_bench.md; nothing is asserted.
 
     python benchmarks/bench_order.py                 # 3 seeds x 3 models, ~25-60 min on one CPU core
@@ -44,7 +44,7 @@ def train(vocab, L, kind, given, a, seed):
 
 @torch.no_grad()
 def solve(net, vocab, kind, given, rows, n):
-    "Greedy answers (R, n) to the puzzles of `rows` (-1 where a position is not a switch); diffusion: one token per pass."
+    "Greedy answers (R, n) to the puzzles of `rows` (-1 where not a switch); diffusion: one token per pass."
     task = Links(n, given=given)
     prompts = torch.tensor([[vocab.bos_id] + vocab.encode(task.pair(x)[0]) for x in rows])
     if kind == 'autoregressive': out = generate_ar(net, prompts, n + 1, eos_id=vocab.eos_id)
@@ -59,10 +59,13 @@ def write_table(a, argv, t_all, rows, results):
              f'Command: `{command_line(argv)}`', '',
              'Machine: ' + ' · '.join(f'{k} {v}' for k, v in machine_info(torch.device('cpu')).items()) +
              f' · total {time.time() - t_all:.0f} s', '',
-             f'{a.n} switches (bits), the last given (or the first, for the mirrored row); {len(rows)} test puzzles, never '
-             f'trained on. Each model: d_model {a.d_model}, {a.n_layer} layers, {a.steps} steps of 128, lr 1e-3, one seed '
+             f'{a.n} switches (bits), the last given (or the first, for the mirrored row); {len(rows)} test '
+             f'puzzles, never '
+             f'trained on. Each model: d_model {a.d_model}, {a.n_layer} layers, {a.steps} steps of 128, lr 1e-3, '
+             'one seed '
              'per run (init and data order). Greedy decoding; diffusion one token per pass, low-confidence order.', '',
-             '| model | given | seed | solved | links kept | switch 1 right | train s | final loss |', '|---|---|---|---|---|---|---|---|']
+             '| model | given | seed | solved | links kept | switch 1 right | train s | final loss |',
+             '|---|---|---|---|---|---|---|---|']
     lines += [f"| {r['model']} | {r['given']} | {r['seed']} | {r['solved']:.1%} | {r['links_kept']:.1%} | "
               f"{r['first_right']:.1%} | {r['train_s']:.0f} | {r['final_loss']:.3f} |" for r in results]
     lines += ['', '| model | given | seeds | solved, mean (min-max) |', '|---|---|---|---|']
@@ -97,7 +100,8 @@ def main(argv=None):
             ans = solve(net, vocab, kind, given, rows, a.n)
             kept = (((ans[:, :-1] ^ ans[:, 1:]) == (truth[:, :-1] ^ truth[:, 1:])).all(1) & (ans >= 0).all(1))
             r = dict(seed=seed, model=kind, given=given, solved=(ans == truth).all(1).float().mean().item(),
-                     links_kept=kept.float().mean().item(), first_right=(ans[:, 0] == truth[:, 0]).float().mean().item(),
+                     links_kept=kept.float().mean().item(),
+                     first_right=(ans[:, 0] == truth[:, 0]).float().mean().item(),
                      train_s=round(secs, 1), final_loss=loss)
             results.append(r)
             print(f"seed {seed} {kind:>14} {given:>5}: solved {r['solved']:.1%}, links kept {r['links_kept']:.1%}, "

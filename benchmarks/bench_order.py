@@ -5,8 +5,8 @@ A row of n switches is given through its links (1 where neighbours differ) and i
 left to right. Right to left every switch is one XOR; left to right the first switch is the parity of every given bit.
 Three models of one size and one step budget: masked diffusion, autoregressive on the same puzzle, and autoregressive on
 the mirrored puzzle (first switch given: left to right is then the easy order). Every one of the 256 test rows
-(a quarter of all 1,024, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table and writes it to
-benchmarks/results/order_bench.md; nothing is asserted.
+(a quarter of all 1,024, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table
+and writes it to benchmarks/results/order_bench.md; nothing is asserted.
 
     python benchmarks/bench_order.py                 # 3 seeds x 3 models, ~25-60 min on one CPU core
     python benchmarks/bench_order.py --seeds 0 --steps 100   # a smoke run

@@ -4,11 +4,11 @@
 A row of n switches is given through its links (1 where neighbours differ) and its last switch; the answer is the row,
 left to right. Right to left every switch is one XOR; left to right the first switch is the parity of every given bit.
 Three models of one size and one step budget: masked diffusion, autoregressive on the same puzzle, and autoregressive on
-the mirrored puzzle (first switch given: left to right is then the easy order). Every one of the 256 test rows
-(a quarter of all 1,024, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table
+the mirrored puzzle (first switch given: left to right is then the easy order). Every test row (261 of the 1,024 for
+n = 10, chosen by a hash, never trained on) is solved greedily. A benchmark: it prints a table
 and writes it to benchmarks/results/order_bench.md; nothing is asserted.
 
-    python benchmarks/bench_order.py                 # 3 seeds x 3 models, ~25-60 min on one CPU core
+    python benchmarks/bench_order.py                 # 3 seeds x 3 models, ~15 min on one CPU core
     python benchmarks/bench_order.py --seeds 0 --steps 100   # a smoke run
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def train(vocab, L, kind, given, a, seed):
     net = Denoiser(ModelConfig(vocab_size=vocab.vocab_size, max_len=L, d_model=a.d_model, n_layer=a.n_layer, n_head=4),
                    Causal() if kind == 'autoregressive' else None)
     obj = Autoregressive() if kind == 'autoregressive' else MaskedDiffusion(vocab.mask_id)
-    cfg = TrainConfig(out_dir=tempfile.mkdtemp(prefix='mmdiff_order_'), max_steps=a.steps, batch_size=128, lr=1e-3,
+    cfg = TrainConfig(out_dir=tempfile.mkdtemp(prefix='mmdiff_order_'), max_steps=a.steps, batch_size=a.batch, lr=1e-3,
                       warmup_steps=40, eval_every=0, progress=False, seed=seed)
     trainer = Trainer(net, obj, ds, cfg)
     t0 = time.time(); hist = trainer.fit()
@@ -61,7 +61,7 @@ def write_table(a, argv, t_all, rows, results):
              f' · total {time.time() - t_all:.0f} s', '',
              f'{a.n} switches (bits), the last given (or the first, for the mirrored row); {len(rows)} test '
              f'puzzles, never '
-             f'trained on. Each model: d_model {a.d_model}, {a.n_layer} layers, {a.steps} steps of 128, lr 1e-3, '
+             f'trained on. Each model: d_model {a.d_model}, {a.n_layer} layers, {a.steps} steps of {a.batch}, lr 1e-3, '
              'one seed '
              'per run (init and data order). Greedy decoding; diffusion one token per pass, low-confidence order.', '',
              '| model | given | seed | solved | links kept | switch 1 right | train s | final loss |',
@@ -80,10 +80,11 @@ def write_table(a, argv, t_all, rows, results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 0], help='training seeds (init and data order)')
-    p.add_argument('--steps', type=int, default=600, help='optimizer steps per model (batch 128)')
+    p.add_argument('--steps', type=int, default=800, help='optimizer steps per model')
+    p.add_argument('--batch', type=int, default=64, help='sequences per step')
     p.add_argument('--n', type=int, default=10, help='switches per row')
     p.add_argument('--d-model', type=int, default=128)
-    p.add_argument('--n-layer', type=int, default=4)
+    p.add_argument('--n-layer', type=int, default=2)
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--out', default=str(HERE / 'results'), help='folder for order_bench.md / .json')
     a = p.parse_args(argv)

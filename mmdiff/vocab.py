@@ -12,36 +12,43 @@ from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
 from .core import atomic_write_text
 
 # %% auto #0
-__all__ = ['SPECIALS', 'TEXT', 'IMAGE', 'SPECIAL', 'Vocab', 'train_vocab']
+__all__ = ['SPECIALS', 'VIDEO_SPECIALS', 'TEXT', 'IMAGE', 'SPECIAL', 'Vocab', 'train_vocab']
 
 # %% ../nbs/01_vocab.ipynb #4b91ec37
 SPECIALS = ('<|pad|>', '<|bos|>', '<|eos|>', '<|soi|>', '<|eoi|>', '<|t2i|>', '<|mmu|>', '<|lm|>')
+VIDEO_SPECIALS = ('<|t2v|>',)  # appended to SPECIALS in a vocabulary built with `video=True`
 TEXT, IMAGE, SPECIAL = 0, 1, 2  # modality ids, one per position
 
 class Vocab:
-    "The unified vocabulary around a trained byte-level BPE `tokenizer` with `n_image_codes` reserved image codes."
-    def __init__(self, tokenizer: Tokenizer, n_image_codes: int = 0):
+    """The unified vocabulary around a trained byte-level BPE `tokenizer` with `n_image_codes` reserved image codes;
+    `video=True` adds the video specials (`<|t2v|>`) after the others."""
+    def __init__(self, tokenizer: Tokenizer, n_image_codes: int = 0, video: bool = False):
         if n_image_codes < 0: raise ValueError(f"n_image_codes must be >= 0, got {n_image_codes}")
         self.tokenizer, self.n_image_codes = tokenizer, n_image_codes
         self.n_text = tokenizer.get_vocab_size()
-        self.image_offset = self.n_text + len(SPECIALS)
+        self.specials = SPECIALS + (VIDEO_SPECIALS if video else ())
+        self.image_offset = self.n_text + len(self.specials)
         self.mask_id = self.image_offset + n_image_codes
         self.vocab_size = self.mask_id + 1
-        for i, s in enumerate(SPECIALS): setattr(self, s[2:-2] + '_id', self.n_text + i)  # pad_id, bos_id, ...
+        for i, s in enumerate(self.specials): setattr(self, s[2:-2] + '_id', self.n_text + i)  # pad_id, bos_id, ...
+
+    @property
+    def video(self) -> bool: return len(self.specials) > len(SPECIALS)
 
     def special_id(self, name: str) -> int:
         "Id of a special token, by name (`'eos'`) or literal (`'<|eos|>'`)."
         lit = name if name.startswith('<|') else f'<|{name}|>'
-        if lit not in SPECIALS: raise ValueError(f"unknown special token {name!r}; known: {SPECIALS}")
-        return self.n_text + SPECIALS.index(lit)
+        if lit not in self.specials: raise ValueError(f"unknown special token {name!r}; known: {self.specials}")
+        return self.n_text + self.specials.index(lit)
 
     def __len__(self): return self.vocab_size
     def __repr__(self):
-        return (f"Vocab(text={self.n_text}, specials={len(SPECIALS)}, image_codes={self.n_image_codes}, "
+        return (f"Vocab(text={self.n_text}, specials={len(self.specials)}, image_codes={self.n_image_codes}, "
                 f"mask_id={self.mask_id}, size={self.vocab_size})")
 
 # %% ../nbs/01_vocab.ipynb #01aced9c
-def train_vocab(texts: Iterable[str], n_text: int = 1024, n_image_codes: int = 0, min_frequency: int = 2) -> Vocab:
+def train_vocab(texts: Iterable[str], n_text: int = 1024, n_image_codes: int = 0, min_frequency: int = 2,
+                video: bool = False) -> Vocab:
     "Train a byte-level BPE with `n_text` text tokens (>= 256 bytes) on `texts` and wrap it in a `Vocab`."
     if n_text < 257: raise ValueError(f"n_text must exceed the 256 byte symbols, got {n_text}")
     tok = Tokenizer(models.BPE())
@@ -50,7 +57,7 @@ def train_vocab(texts: Iterable[str], n_text: int = 1024, n_image_codes: int = 0
     trainer = trainers.BpeTrainer(vocab_size=n_text, min_frequency=min_frequency, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
     tok.train_from_iterator(texts, trainer)
-    return Vocab(tok, n_image_codes)
+    return Vocab(tok, n_image_codes, video)
 
 # %% ../nbs/01_vocab.ipynb #54e7729b
 def _as_list(ids) -> list[int]:
@@ -82,7 +89,7 @@ def _decode(self, ids, skip_special: bool = False, mask_str: str = '<|mask|>') -
         if skip_special: continue
         if t == self.mask_id: out.append(mask_str)
         elif t >= self.image_offset: out.append(f'<|img_{t - self.image_offset}|>')
-        else: out.append(SPECIALS[t - self.n_text])
+        else: out.append(self.specials[t - self.n_text])
     flush()
     return ''.join(out)
 
@@ -116,8 +123,9 @@ def _save(self, dir):
     "Write `tokenizer.json` and `vocab.json` into `dir`."
     dir = Path(dir); dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dir/'tokenizer.json', self.tokenizer.to_str())
-    atomic_write_text(dir/'vocab.json', json.dumps(dict(n_text=self.n_text, n_image_codes=self.n_image_codes,
-                                                       specials=list(SPECIALS), vocab_size=self.vocab_size), indent=2))
+    meta = dict(n_text=self.n_text, n_image_codes=self.n_image_codes, specials=list(self.specials),
+                vocab_size=self.vocab_size)
+    atomic_write_text(dir/'vocab.json', json.dumps(meta, indent=2))
 
 def _load(cls, dir) -> Vocab:
     "Load a `Vocab` saved by `save`; errors name the missing or inconsistent file."
@@ -126,8 +134,8 @@ def _load(cls, dir) -> Vocab:
         if not (dir/f).exists(): raise FileNotFoundError(f"{dir/f} not found: {dir} holds no saved vocabulary")
     try: meta = json.loads((dir/'vocab.json').read_text()); tok = Tokenizer.from_file(str(dir/'tokenizer.json'))
     except Exception as e: raise ValueError(f"corrupt vocabulary files in {dir}: {e}") from None
-    v = cls(tok, meta['n_image_codes'])
-    if (v.n_text, v.vocab_size, tuple(meta['specials'])) != (meta['n_text'], meta['vocab_size'], SPECIALS):
+    v = cls(tok, meta['n_image_codes'], video=tuple(meta['specials']) == SPECIALS + VIDEO_SPECIALS)
+    if (v.n_text, v.vocab_size, tuple(meta['specials'])) != (meta['n_text'], meta['vocab_size'], v.specials):
         raise ValueError(f"{dir/'vocab.json'} does not match {dir/'tokenizer.json'}: {meta} vs {v}")
     return v
 

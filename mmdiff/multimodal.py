@@ -105,6 +105,16 @@ def _check_image_args(model, vocab, n_captions, n_tokens, seq_len, steps, cfg_sc
         if kc.numel() and (int(kc.min()) < 0 or int(kc.max()) >= vocab.n_image_codes):
             raise ValueError(f"kept init_codes must lie in [0, {vocab.n_image_codes}), got range [{int(kc.min())}, {int(kc.max())}]")
 
+def _check_layout(mode, layout: Layout | None) -> Layout:
+    "The layout a sampler uses: `layout` if given (checked against a block-wise model's block size), else the model's own."
+    own = layout_for(mode) if isinstance(mode, BlockDiff) else FullLayout()
+    if layout is None: return own
+    if isinstance(mode, BlockDiff) and getattr(layout, 'b', None) != mode.block_size:
+        raise ValueError(f"layout {layout!r} does not match the model's blocks of {mode.block_size} tokens")
+    if not isinstance(mode, BlockDiff) and not isinstance(layout, FullLayout):
+        raise ValueError(f"layout {layout!r} is block-wise but the model has {mode!r} attention")
+    return layout
+
 def _check_cache_request(model, use_cache) -> bool:
     "Whether to use the exact KV cache: `use_cache` None = when the model has one (`BlockDiff`, `Causal`); True without one is an error."
     mode = getattr(model, 'attention', None)
@@ -120,7 +130,7 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
                          generator: torch.Generator | None = None, callback: Callable[[int, torch.Tensor], None] | None = None,
                          init_codes: torch.Tensor | None = None, keep: torch.Tensor | None = None,
                          choice_temperature: float | None = None, n_blocks: int = 1, use_cache: bool | None = None,
-                         return_stats: bool = False):
+                         return_stats: bool = False, layout: Layout | None = None):
     """MaskGIT text-to-image sampling: B captions -> image codes (B, n_tokens) in [0, K).
     `callback(step, ids)` sees the (B, seq_len) sequence after each step; `init_codes` (B, N) + `keep` (B, N) bool inpaint:
     kept codes are fixed, the rest is generated. `choice_temperature` scales the confidence noise (default `temperature`).
@@ -128,10 +138,11 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
     `steps // n_blocks` MaskGIT steps each (same NFE as `n_blocks=1`), later bands staying `[MASK]` until their turn.
     A block-wise model (`BlockDiff` attention) samples its own blocks, in its `BlockLayout`: the caption is the prefix of an
     exact KV cache (with guidance, the empty caption the prefix of a second one), and each finished block of codes joins it;
-    `use_cache=False` runs every step over the whole prefix instead (the same tokens). `return_stats`: also `SampleStats`."""
+    `use_cache=False` runs every step over the whole prefix instead (the same tokens). `return_stats`: also `SampleStats`.
+    `layout`: the sequence layout (default the model's own, `layout_for`), e.g. `mmdiff.video.VideoLayout` for clips."""
     mode = getattr(model, 'attention', None)
     cached = _check_cache_request(model, use_cache) and isinstance(mode, BlockDiff)   # image sampling: block-wise models
-    layout = layout_for(mode) if isinstance(mode, BlockDiff) else FullLayout()
+    layout = _check_layout(mode, layout)
     if isinstance(mode, BlockDiff):
         layout.check_codes(n_tokens)                                        # a clear error unless the block size divides N
         own = n_tokens // mode.block_size
@@ -188,12 +199,13 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
 @torch.no_grad()
 def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps: int | None = None,
                   question: str | Sequence[int] = '', pixels: torch.Tensor | None = None, return_stats: bool = False,
-                  **gen_kw) -> list[str]:
+                  layout: Layout | None = None, **gen_kw) -> list[str]:
     """Caption images given as codes (B, N) in [0, K): one string per row. `gen_kw` go to the sampler: `mmdiff.sample.generate`
     (temperature, cfg_scale, ...; `steps` in all), or for a block-wise model `mmdiff.block.generate_block` (`steps` per block,
     `use_cache`; the caption is generated block by block after the cached image and stops at `<|eos|>`).
     `pixels` (B, C, H, W), the images the codes encode, for a model with a pixel reader. `return_stats`: also return the
-    sampler's `SampleStats` (NFE; for a block-wise model each row's length up to and including `<|eos|>`)."""
+    sampler's `SampleStats` (NFE; for a block-wise model each row's length up to and including `<|eos|>`).
+    `layout`: the sequence layout (default the model's own), e.g. `mmdiff.video.VideoLayout` to caption clips."""
     if not isinstance(codes, torch.Tensor) or codes.dim() != 2:
         raise ValueError(f"codes must be a (B, N) tensor of image codes, got {tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= vocab.n_image_codes):
@@ -202,7 +214,7 @@ def caption_codes(model, vocab: Vocab, codes: torch.Tensor, seq_len: int, steps:
     mode = getattr(model, 'attention', None)
     blockwise = isinstance(mode, BlockDiff)
     use_cache = _check_cache_request(model, gen_kw.pop('use_cache', None))
-    layout = layout_for(mode) if blockwise else FullLayout()
+    layout = _check_layout(mode, layout)
     dev = getattr(model, 'device', None) or torch.device('cpu')
     if pixels is not None and len(pixels) != len(codes): raise ValueError(f"{len(pixels)} images of pixels for {len(codes)} rows of codes")
     px = [None] * len(codes) if pixels is None else pixels.cpu()

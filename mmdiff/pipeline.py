@@ -22,6 +22,7 @@ from .train import save_model, load_model
 from .sample import generate, generate_ar
 from .block import generate_block
 from .multimodal import generate_image_codes, caption_codes, _check_cache_request
+from .video import VideoLayout, encode_clips, generate_clip_codes, caption_clip_codes
 
 # %% auto #0
 __all__ = ['PIPELINE_VERSION', 'PipelineConfig', 'to_model_images', 'MMDiff', 'check_sampling']
@@ -39,6 +40,7 @@ class PipelineConfig(Config):
     default_cfg: float = 1.0         # guidance scale used by generate_image when none is given
     attention: str = 'full'          # the model's attention: full, causal or block:N (it decides how every task is sampled)
     cond_drop: float | None = None   # caption dropout the model was trained with (0: no guidance possible; None: not recorded)
+    n_frames: int = 0                # frames per clip of a video model (mmdiff.video; 0 = no video)
     def __post_init__(self):
         if self.version != PIPELINE_VERSION: raise ValueError(f"pipeline format version {self.version} is not supported (this mmdiff reads version {PIPELINE_VERSION})")
         attention_mode(self.attention)   # a clear error for an unknown mode
@@ -286,3 +288,76 @@ def generate_text(self: MMDiff, prompt: str, gen_length: int | None = None, step
     if self.vocab.eos_id in out: out = out[:out.index(self.vocab.eos_id)]
     return self.vocab.decode(out, skip_special=True)
 
+
+# %% ../nbs/12_pipeline.ipynb #b588812c
+@patch(as_prop=True)
+def video_layout(self: MMDiff) -> VideoLayout:
+    "The clip layout of a video pipeline (frames on block boundaries); a clear error for a pipeline without video."
+    n = self.needs_images('video').tokens_per_image
+    if not self.cfg.n_frames:
+        raise ValueError("this pipeline was not trained on clips (its config has n_frames=0): train one with "
+                         "mmdiff.recipes.train_clips")
+    mode = self.model.attention
+    return VideoLayout(mode.block_size if isinstance(mode, BlockDiff) else n, n)
+
+@patch
+def encode_video(self: MMDiff, clips) -> torch.Tensor:
+    """uint8 clips (N, T, H, W[, C]), or a list of clips (T, H, W[, C]) of one length, at the tokenizer's frame size ->
+    codes (N, T, n)."""
+    lay, S = self.video_layout, self.cfg.image_size
+    items = list(clips) if isinstance(clips, (list, tuple)) else None
+    x = [_as_uint8(c, f"clip {i} of {len(items)}") for i, c in enumerate(items)] if items is not None else \
+        _as_uint8(clips, 'clips')
+    for i, c in enumerate(x if items is not None else [None]):
+        shape = tuple(c.shape if items is not None else x.shape[1:])
+        if len(shape) not in (3, 4) or shape[1:3] != (S, S) or (len(shape) == 4 and shape[3] != self.cfg.channels):
+            what = f"clip {i} of {len(x)}" if items is not None else 'clips'
+            raise ValueError(f"{what}: frames must be {S} x {S} with {self.cfg.channels} channel(s), the size this "
+                             f"pipeline's tokenizer was trained on; got {'a clip' if items is not None else 'clips'} "
+                             f"of shape {shape if items is not None else tuple(x.shape)}")
+    if isinstance(x, torch.Tensor) and x.dim() not in (4, 5):
+        raise ValueError(f"clips must be uint8 (N, T, H, W) or (N, T, H, W, C), got shape {tuple(x.shape)}")
+    return encode_clips(self.tokenizer, [c.to(self.device) for c in x] if items is not None else x.to(self.device))
+
+@patch
+def generate_video(self: MMDiff, prompts: list[str] | str, n_frames: int | None = None, steps_per_frame: int = 8,
+                   cfg_scale: float | None = None, temperature: float = 1.0, seed: int | None = None, given=None,
+                   window: bool = False, use_cache: bool | None = None) -> np.ndarray:
+    """Clips for `prompts`: uint8 (N, T, H, W) (grayscale) or (N, T, H, W, 3). `n_frames` defaults to the trained
+    length; `given`, uint8 (N, k, H, W[, C]), are first frames to continue (they stay as encoded). `window=True`
+    continues past the context: each further frame is generated after the last T - 1 (T = the trained frames)."""
+    lay, T = self.video_layout, self.cfg.n_frames
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts: raise ValueError("no prompts given: pass at least one prompt")
+    n_frames = T if n_frames is None else n_frames
+    if not isinstance(n_frames, int) or n_frames < 1:
+        raise ValueError(f"n_frames must be an integer >= 1, got {n_frames!r}")
+    if n_frames > T and not window:
+        raise ValueError(f"n_frames={n_frames} is more than the {T} frames this model's context holds "
+                         f"(seq_len={self.cfg.seq_len}): pass window=True to continue frame by frame with a sliding "
+                         "window")
+    if n_frames > T and T < 2:
+        raise ValueError(f"a sliding window needs a model trained on >= 2 frames, this one has {T}")
+    scale = _guidance(self, steps_per_frame, cfg_scale, temperature)
+    codes = None if given is None else self.encode_video(given)                   # (N, k, n)
+    if codes is not None and len(codes) != len(prompts):
+        raise ValueError(f"{len(codes)} given clips for {len(prompts)} prompts: give one clip of first frames per "
+                         "prompt")
+    kw = dict(steps_per_frame=steps_per_frame, cfg_scale=scale, temperature=temperature,
+              generator=_generator(seed, self.device), use_cache=use_cache)
+    run = lambda g, t: generate_clip_codes(self.model, self.vocab, prompts, lay, t, self.cfg.seq_len, given=g, **kw)
+    if codes is not None and codes.shape[1] >= n_frames:
+        raise ValueError(f"{codes.shape[1]} frames given for a clip of n_frames={n_frames}: nothing left to generate")
+    if codes is None or codes.shape[1] < T: codes = run(codes, min(n_frames, T))
+    while codes.shape[1] < n_frames:                                              # the window: the last T - 1 frames
+        codes = torch.cat([codes, run(codes[:, -(T - 1):], T)[:, -1:]], 1)
+    frames = self.decode_codes(rearrange(codes, 'b t n -> (b t) n'))
+    return frames.reshape(len(prompts), n_frames, *frames.shape[1:])
+
+@patch
+def caption_video(self: MMDiff, clips, steps: int | None = None, **gen_kw) -> list[str]:
+    """A caption per clip: uint8 (N, T, H, W[, C]) or a list of clips of one length, frames at the tokenizer's size.
+    `gen_kw` go to `caption_codes` (seed by `generator`, `use_cache`, `return_stats`, ...)."""
+    lay = self.video_layout
+    return caption_clip_codes(self.model, self.vocab, self.encode_video(clips), lay, self.cfg.seq_len, steps=steps,
+                              **gen_kw)

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from .data import BlockLayout, digits, encode_images
 from .multimodal import caption_codes, generate_image_codes
 from .vocab import Vocab
+from .model import BlockDiff
 
 # %% auto #0
 __all__ = ['DIRECTIONS', 'CLIP_TEMPLATES', 'TASK_T2V', 'TASK_V2T', 'TASK_NAMES', 'bounce', 'path', 'ClipConfig', 'clip_caption',
@@ -54,9 +55,11 @@ class ClipConfig(Config):
     n_frames: int = 4       # frames per clip (T)
     size: int = 16          # frame side in pixels; the digit is 8 x 8
     speed: int = 2          # pixels per frame along each axis the digit moves on
+    align: int = 1          # starts (y, x) are multiples of this (with speed a multiple too, every position is)
     def __post_init__(self):
         if self.n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
         if self.speed < 1: raise ValueError(f"speed must be >= 1, got {self.speed}")
+        if self.align < 1: raise ValueError(f"align must be >= 1, got {self.align}")
         if self.size < 8 + 2 * self.speed:
             raise ValueError(f"size {self.size} leaves no room to move: need >= 8 + 2 * speed = {8 + 2 * self.speed}")
 
@@ -79,9 +82,12 @@ def digit_clip(image: torch.Tensor, direction: str, start: tuple[int, int],
         clip[t, y:y + 8, x:x + 8] = image
     return clip
 
-def _start(rng: random.Random, d: int, speed: int, hi: int) -> int:
-    "A start coordinate in [0, hi] from which one step of velocity d * speed stays inside."
-    return rng.randint(speed if d < 0 else 0, hi - speed if d > 0 else hi)
+def _start(rng: random.Random, d: int, speed: int, hi: int, align: int = 1) -> int:
+    "A start coordinate in [0, hi], a multiple of `align`, from which one step of velocity d * speed stays inside."
+    lo, top = speed if d < 0 else 0, hi - speed if d > 0 else hi
+    first = -(-lo // align)                                                               # ceil(lo / align)
+    if first * align > top: raise ValueError(f"no start in [{lo}, {top}] is a multiple of align={align}")
+    return align * rng.randint(first, top // align)
 
 def digit_clips(n: int, split: str = 'train', seed: int = 0, cfg: ClipConfig = ClipConfig()
                 ) -> tuple[torch.Tensor, list[dict], list[str]]:
@@ -94,7 +100,7 @@ def digit_clips(n: int, split: str = 'train', seed: int = 0, cfg: ClipConfig = C
         rng = random.Random(seed * 1_000_003 + i)
         k, direction = rng.randrange(len(images)), rng.choice(list(DIRECTIONS))
         dy, dx = DIRECTIONS[direction]
-        start = (_start(rng, dy, cfg.speed, cfg.size - 8), _start(rng, dx, cfg.speed, cfg.size - 8))
+        start = tuple(_start(rng, d, cfg.speed, cfg.size - 8, cfg.align) for d in (dy, dx))
         clips.append(digit_clip(images[k], direction, start, cfg))
         attrs.append(dict(label=int(labels[k]), direction=direction, source=offset + k, start=start))
         caps.append(clip_caption(int(labels[k]), direction, rng))
@@ -212,11 +218,13 @@ class VideoLayout(BlockLayout):
 def generate_clip_codes(model, vocab: Vocab, captions: list[str], layout: VideoLayout, n_frames: int, seq_len: int,
                         steps_per_frame: int = 8, given: torch.Tensor | None = None, **kw):
     """Codes (B, n_frames, n) of clips for B `captions`, frame after frame; `given` (B, k, n), the codes of the first
-    k frames (continuation), stay as they are. `kw` go to `generate_image_codes` (cfg_scale, temperature, generator,
-    use_cache, return_stats, ...)."""
+    k frames (continuation), stay as they are. `steps_per_frame` MaskGIT steps for each generated frame: a block-wise
+    model runs them frame by frame (given frames cost none), a full-attention one all at once over every frame's codes.
+    `kw` go to `generate_image_codes` (cfg_scale, temperature, generator, use_cache, return_stats, ...)."""
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     B, N = len(captions), n_frames * layout.n
     init = keep = None
+    k = 0
     if given is not None:
         given = torch.as_tensor(given)
         if given.dim() != 3 or given.shape[0] != B or given.shape[2] != layout.n or not 0 < given.shape[1] < n_frames:
@@ -224,11 +232,17 @@ def generate_clip_codes(model, vocab: Vocab, captions: list[str], layout: VideoL
                              f"got {tuple(given.shape)}")
         init = torch.zeros(B, N, dtype=torch.long)
         keep = torch.zeros(B, N, dtype=torch.bool)
-        k = given.shape[1] * layout.n
-        init[:, :k] = given.flatten(1)
-        keep[:, :k] = True
-    out = generate_image_codes(model, vocab, captions, N, seq_len, steps=steps_per_frame * n_frames, layout=layout,
-                               init_codes=init, keep=keep, **kw)
+        k = given.shape[1]
+        init[:, :k * layout.n] = given.flatten(1)
+        keep[:, :k * layout.n] = True
+    blockwise = isinstance(getattr(model, 'attention', None), BlockDiff)
+    per_frame = layout.n // layout.b if blockwise else 1
+    if steps_per_frame < 1 or steps_per_frame % per_frame:
+        raise ValueError(f"steps_per_frame={steps_per_frame} must be a positive multiple of the {per_frame} blocks a "
+                         "frame holds")
+    steps = steps_per_frame * (n_frames if blockwise else n_frames - k)       # block-wise: kept frames take no step
+    out = generate_image_codes(model, vocab, captions, N, seq_len, steps=steps, layout=layout, init_codes=init,
+                               keep=keep, **kw)
     codes, stats = out if isinstance(out, tuple) else (out, None)
     codes = rearrange(codes, 'b (t n) -> b t n', t=n_frames)
     return codes if stats is None else (codes, stats)

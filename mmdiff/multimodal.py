@@ -106,8 +106,8 @@ def _check_image_args(model, vocab, n_captions, n_tokens, seq_len, steps, cfg_sc
             raise ValueError(f"kept init_codes must lie in [0, {vocab.n_image_codes}), got range [{int(kc.min())}, {int(kc.max())}]")
 
 def _check_layout(mode, layout: Layout | None) -> Layout:
-    """The layout a sampler uses: `layout` if given, else the model's own. A block-wise model's block size must be the layout's;
-    a full-attention model reads any layout (e.g. `mmdiff.video.VideoLayout`, trained in the same layout as a block model)."""
+    """The layout a sampler uses: `layout` if given, else the model's own. A block-wise model's block size must be the
+    layout's; a full-attention model reads any layout (e.g. `mmdiff.video.VideoLayout`, trained in that layout)."""
     own = layout_for(mode) if isinstance(mode, BlockDiff) else FullLayout()
     if layout is None: return own
     if isinstance(mode, BlockDiff) and getattr(layout, 'b', None) != mode.block_size:
@@ -132,7 +132,8 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
                          return_stats: bool = False, layout: Layout | None = None):
     """MaskGIT text-to-image sampling: B captions -> image codes (B, n_tokens) in [0, K).
     `callback(step, ids)` sees the (B, seq_len) sequence after each step; `init_codes` (B, N) + `keep` (B, N) bool inpaint:
-    kept codes are fixed, the rest is generated (a block kept whole costs no step). `choice_temperature` scales the confidence noise (default `temperature`).
+    kept codes are fixed, the rest is generated (a block kept whole costs no step). `choice_temperature` scales the
+    confidence noise (default `temperature`).
     `n_blocks` > 1 generates the codes block-wise: `n_blocks` equal bands in raster order (bands of rows), one after the other,
     `steps // n_blocks` MaskGIT steps each (same NFE as `n_blocks=1`), later bands staying `[MASK]` until their turn.
     A block-wise model (`BlockDiff` attention) samples its own blocks, in its `BlockLayout`: the caption is the prefix of an
@@ -176,7 +177,7 @@ def generate_image_codes(model, vocab: Vocab, captions: list[str] | list[list[in
     for b in range(n_blocks):
         lo, hi = slot.start + b * width, slot.start + (b + 1) * width
         n0 = (x[:, lo:hi] == vocab.mask_id).sum(-1)                         # (B,) tokens this block starts with
-        if not n0.any():                                                    # a block given whole (kept): no step, no pass
+        if not n0.any():                                                    # a block given whole: no step, no pass
             rows.append(lo, hi)
             continue
         for sb in range(1, spb + 1):

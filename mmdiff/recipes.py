@@ -16,11 +16,21 @@ from .sources import METADATA, write_image_folder
 from .pipeline import MMDiff
 from .run import resolve, train_images, train_text, read_config_file
 from .evaluate import train_digit_classifier, diversity, caption_accuracy
+from .imagetok import VQConfig, train_tokenizer, recon_metrics
+from .vocab import train_vocab
+from .model import Denoiser, ModelConfig, attention_mode, BlockDiff
+from .loss import MaskedDiffusion
+from .block import BlockDiffusion
+from .train import Trainer, TrainConfig
+from .multimodal import init_code_embeddings
+from .pipeline import PipelineConfig
+from .video import (ClipConfig, ClipDataset, VideoLayout, CLIP_TEMPLATES, DIRECTIONS, TASK_NAMES, clip_caption,
+                          digit_clips, encode_clips, clip_scores, caption_scores, judge_clips)
 
 # %% auto #0
 __all__ = ['TASKS', 'REVERSAL', 'TextDataConfig', 'build_text_data', 'TextRecipe', 'write_text_demo_folder', 'text_demo_config',
            'train_text_demo', 'DigitsRecipe', 'write_digits_folder', 'digits_config', 'train_digits', 'evaluate_digits',
-           'sweep', 'evaluate_t2i', 'sample_grid']
+           'sweep', 'evaluate_t2i', 'sample_grid', 'ClipRecipe', 'train_clips', 'evaluate_clips']
 
 # %% ../nbs/18_recipes.ipynb #eb82d8ba
 @dataclass
@@ -253,3 +263,120 @@ def sample_grid(images: np.ndarray, labels, path, per_row: int | None = None, ti
         axs[r, 0].set_title(str(c), x=-0.3, y=0.2, fontsize=8)
     if title: fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches='tight'); plt.close(fig)
+
+# %% ../nbs/18_recipes.ipynb #15f273df
+@dataclass
+class ClipRecipe(Config):
+    n_frames: int = 4             # frames per clip (T)
+    size: int = 16                # frame side in pixels (the digit is 8 x 8)
+    speed: int = 2                # pixels per frame along each axis the digit moves on
+    align: int = 2                # starts on a grid of this many pixels
+    n_clips: int = 4000           # training clips (digits of the train split; held-out clips use the test split)
+    n_codes: int = 128            # image codes K of the tokenizer
+    down: int = 4                 # tokenizer downsampling: (size / down)^2 codes a frame
+    tokenizer_hidden: int = 64    # width of the tokenizer's conv coder
+    tokenizer_steps: int = 1500   # image tokenizer training steps (batches of 128 frames)
+    n_text: int = 300             # BPE text tokens
+    attention: str = 'block:16'   # 'block:N' (frame by frame; N divides a frame's codes) or 'full' (all frames at once)
+    d_model: int = 128            # denoiser width
+    n_layer: int = 4              # denoiser depth
+    n_head: int = 4               # attention heads
+    batch_size: int = 32          # sequences per step
+    lr: float = 3e-3              # peak learning rate
+    steps: int = 0                # optimizer steps; 0 = as many as fit the time budget
+    p_caption: float = 0.3        # share of video-captioning items
+    p_continue: float = 0.3       # share of text-to-video items that continue 1 .. T-1 given frames
+    cond_drop: float = 0.1        # share of text-to-video items without their caption (for guidance)
+    seed: int = 0                 # everything
+    @property
+    def clip(self) -> ClipConfig: return ClipConfig(self.n_frames, self.size, self.speed, self.align)
+
+def _clip_texts() -> list[str]:
+    "Every caption the clips can have: the BPE is trained on them."
+    return [t.format(d=d, m=m) for t in CLIP_TEMPLATES for d in range(10) for m in DIRECTIONS]
+
+def train_clips(out, recipe: ClipRecipe | None = None, budget_s: float = 0.0, tokenizer=None, device=None,
+                progress: bool = True, log=print) -> MMDiff:
+    """Train the frame tokenizer (or take `tokenizer`) and one video denoiser on `recipe`'s clips; the pipeline is
+    saved to `out` (with `recipe.json`) and returned with `history` and `run`. `recipe.steps == 0`: fill `budget_s`
+    seconds."""
+    r = recipe or ClipRecipe()
+    if not r.steps and budget_s <= 0:
+        raise ValueError("ClipRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps")
+    out, dev = Path(out), get_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    r.save(out/'recipe.json')
+    clips, attrs, caps = digit_clips(r.n_clips, 'train', r.seed, r.clip)                 # (N, T, S, S) uint8
+    t0 = time.perf_counter()
+    if tokenizer is None:
+        vq = VQConfig(image_size=r.size, down=r.down, n_codes=r.n_codes, hidden=r.tokenizer_hidden)
+        tokenizer, _ = train_tokenizer(clips.flatten(0, 1)[:, None], vq, steps=r.tokenizer_steps, batch_size=128,
+                                       seed=r.seed, progress=progress, device=dev)
+    tok_s = time.perf_counter() - t0
+    if tokenizer.cfg.image_size != r.size:
+        raise ValueError(f"the tokenizer reads {tokenizer.cfg.image_size}-pixel frames, the clips are {r.size}")
+    psnr = recon_metrics(tokenizer, clips[:500].flatten(0, 1)[:, None].to(dev))['psnr']
+    codes = encode_clips(tokenizer, clips.to(dev)).cpu()                                   # (N, T, n)
+    vocab = train_vocab(_clip_texts(), r.n_text, tokenizer.n_codes, min_frequency=1, video=True)
+    n, mode = tokenizer.tokens_per_image, attention_mode(r.attention)
+    blockwise = isinstance(mode, BlockDiff)
+    lay = VideoLayout(mode.block_size if blockwise else n, n)
+    L = lay.seq_len(vocab, max(len(vocab.encode(t)) for t in _clip_texts()), r.n_frames * n)
+    torch.manual_seed(r.seed)
+    mcfg = ModelConfig(vocab_size=len(vocab), max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
+    model = Denoiser(mcfg, mode)
+    init_code_embeddings(model, vocab, tokenizer, seed=r.seed)
+    obj = (BlockDiffusion(vocab.mask_id, lay.b, task_names=TASK_NAMES) if blockwise
+           else MaskedDiffusion(vocab.mask_id, task_names=TASK_NAMES))
+    steps = r.steps or 2000                                     # with a budget: a first plan, re-planned after warmup
+    ds = ClipDataset(vocab, codes, caps, lay, L, 1_000_000, r.p_caption, r.p_continue, r.cond_drop, r.seed)
+    tcfg = TrainConfig(out_dir=str(out/'train'), max_steps=steps, batch_size=r.batch_size, lr=r.lr,
+                       warmup_steps=min(100, max(1, steps // 10)), eval_every=0, budget_s=0.0 if r.steps else budget_s,
+                       time_limit_s=0.0 if r.steps else 1.25 * budget_s, progress=progress, seed=r.seed,
+                       cpu=dev.type == 'cpu')
+    t0 = time.perf_counter()
+    tr = Trainer(model, obj, ds, tcfg)
+    hist = tr.fit()
+    train_s = time.perf_counter() - t0
+    pipe = MMDiff(tr.raw_model, vocab, tokenizer, PipelineConfig(seq_len=L, image_size=r.size, attention=r.attention,
+                                                                  cond_drop=r.cond_drop, n_frames=r.n_frames))
+    pipe.save_pretrained(out)
+    steps_done = [h for h in hist if 'loss' in h]
+    pipe.history, pipe.run = hist, dict(params=model.num_params(), seq_len=L, steps=len(steps_done), tokenizer_s=tok_s,
+                                        tokenizer_psnr=psnr, train_s=train_s, attention=r.attention)
+    log(f"      video denoiser ({r.attention}): {pipe.run['params'] / 1e6:.2f} M parameters, sequences of {L} tokens, "
+        f"{len(steps_done)} steps of {r.batch_size} in {train_s:.0f} s; tokenizer PSNR {psnr:.1f} dB")
+    return pipe
+
+# %% ../nbs/18_recipes.ipynb #1c145cc9
+def evaluate_clips(pipe: MMDiff, recipe: ClipRecipe | None = None, clf=None, steps_per_frame: int = 8,
+                   cfg_scale: float | None = None, seed: int = 0, n_caption: int = 200, longer: bool = True) -> dict:
+    """Scores of a video pipeline: text-to-video on every (digit, direction) prompt (`t2v_*`, `clip_scores`; wall time
+    per clip), captions of `n_caption` held-out clips (`caption_*`, `caption_scores`), and with `longer` clips of twice
+    the trained length by the sliding window (`long_content_per_frame`, `long_consistency`). Returns numbers and
+    clips."""
+    import random
+    r = recipe or ClipRecipe()
+    clf = clf or train_digit_classifier(*digits('train'))
+    rng = random.Random(seed)
+    pairs = [(d, m) for d in range(10) for m in DIRECTIONS]
+    prompts = [clip_caption(d, m, rng) for d, m in pairs]
+    labels, dirs = [d for d, _ in pairs], [m for _, m in pairs]
+    t0 = time.perf_counter()
+    clips = pipe.generate_video(prompts, steps_per_frame=steps_per_frame, cfg_scale=cfg_scale, seed=seed)
+    ms_clip = 1000 * (time.perf_counter() - t0) / len(prompts)
+    res = {f't2v_{k}': v for k, v in clip_scores(clf, torch.as_tensor(clips), labels, dirs).items()}
+    te, ate, _ = digit_clips(n_caption, 'test', r.seed + 1, r.clip)
+    t0 = time.perf_counter()
+    caps = pipe.caption_video(te.numpy())
+    ms_cap = 1000 * (time.perf_counter() - t0) / len(caps)
+    res.update({f'caption_{k}': v for k, v in caption_scores(caps, ate).items()})
+    res.update(ms_per_clip=ms_clip, ms_per_caption=ms_cap, steps_per_frame=steps_per_frame, prompts=len(prompts),
+               cfg_scale=pipe.cfg.default_cfg if cfg_scale is None else cfg_scale, clips=clips, captions=caps[:8])
+    if longer and r.n_frames >= 2:
+        long = pipe.generate_video(prompts, n_frames=2 * r.n_frames, steps_per_frame=steps_per_frame,
+                                   cfg_scale=cfg_scale, seed=seed, window=True)
+        read = judge_clips(clf, torch.as_tensor(long))
+        res.update(long_content_per_frame=(read == torch.tensor(labels)[:, None]).float().mean(0).tolist(),
+                   long_consistency=(read == read[:, :1]).all(1).float().mean().item(), long_clips=long)
+    return res

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from .core import Config
 from torch.utils.data import Dataset
@@ -19,8 +20,9 @@ from .model import BlockDiff
 
 # %% auto #0
 __all__ = ['DIRECTIONS', 'CLIP_TEMPLATES', 'TASK_T2V', 'TASK_V2T', 'TASK_NAMES', 'bounce', 'path', 'ClipConfig', 'clip_caption',
-           'digit_clip', 'digit_clips', 'centroids', 'clip_motion', 'motion_from_text', 'save_gif', 'encode_clips',
-           'VideoLayout', 'generate_clip_codes', 'caption_clip_codes', 'ClipDataset']
+           'digit_clip', 'digit_clips', 'centroids', 'clip_motion', 'motion_from_text', 'ink_windows', 'judge_clips',
+           'clip_scores', 'caption_scores', 'save_gif', 'encode_clips', 'VideoLayout', 'generate_clip_codes',
+           'caption_clip_codes', 'ClipDataset']
 
 # %% ../nbs/19_video.ipynb #38dd4865
 DIRECTIONS = {'up': (-1, 0), 'down': (1, 0), 'left': (0, -1), 'right': (0, 1),             # name -> (dy, dx)
@@ -132,6 +134,46 @@ def motion_from_text(text: str) -> str | None:
     "The direction a caption names (the longest direction name in it), or None."
     found = [name for name in DIRECTIONS if re.search(rf'\b{name}\b', text)]
     return max(found, key=len) if found else None
+
+# %% ../nbs/19_video.ipynb #f28eabe0
+def ink_windows(frames: torch.Tensor, size: int = 8) -> torch.Tensor:
+    "The `size` x `size` window of most ink in each frame: uint8 (N, H, W) -> (N, size, size) (first maximum on ties)."
+    x = torch.as_tensor(frames)
+    if x.dim() != 3 or x.shape[1] < size or x.shape[2] < size:
+        raise ValueError(f"frames must be (N, H, W) with H, W >= {size}, got {tuple(x.shape)}")
+    ink = F.avg_pool2d(x.float()[:, None], size, stride=1)[:, 0]                             # (N, H-size+1, W-size+1)
+    w = ink.shape[-1]
+    k = ink.flatten(1).argmax(1)
+    ys, xs = (k // w).tolist(), (k % w).tolist()
+    return torch.stack([x[i, y:y + size, c:c + size] for i, (y, c) in enumerate(zip(ys, xs))])
+
+def judge_clips(clf, clips: torch.Tensor) -> torch.Tensor:
+    "Digit labels (N, T) that `clf` (`.predict` of uint8 (n, 8, 8)) reads in every frame of uint8 clips (N, T, H, W)."
+    x = torch.as_tensor(clips)
+    if x.dim() != 4: raise ValueError(f"clips must be grayscale uint8 (N, T, H, W), got {tuple(x.shape)}")
+    N, T = x.shape[:2]
+    return torch.as_tensor(clf.predict(ink_windows(x.flatten(0, 1)))).view(N, T)
+
+def clip_scores(clf, clips: torch.Tensor, labels, directions: list[str]) -> dict:
+    """Content accuracy per frame (`content_per_frame`, and its mean `content`), motion accuracy (`motion`),
+    consistency (the same digit in every frame) of uint8 clips (N, T, H, W) meant to show `labels` moving
+    `directions`."""
+    read = judge_clips(clf, clips)                                                          # (N, T)
+    want = torch.as_tensor(labels).view(-1, 1)
+    per_frame = (read == want).float().mean(0)
+    motion = [clip_motion(c) == d for c, d in zip(torch.as_tensor(clips), directions)]
+    return dict(content=per_frame.mean().item(), content_per_frame=per_frame.tolist(),
+                motion=sum(motion) / len(motion), consistency=(read == read[:, :1]).all(1).float().mean().item())
+
+def caption_scores(captions: list[str], attrs: list[dict]) -> dict:
+    "Shares of `captions` naming the right digit (`content`), the right direction (`motion`) and both, per `attrs`."
+    from mmdiff.data import digit_label_from_text
+    if len(captions) != len(attrs): raise ValueError(f"{len(captions)} captions for {len(attrs)} clips")
+    digit = [digit_label_from_text(c) == a['label'] for c, a in zip(captions, attrs)]
+    move = [motion_from_text(c) == a['direction'] for c, a in zip(captions, attrs)]
+    both = [d and m for d, m in zip(digit, move)]
+    n = max(len(captions), 1)
+    return dict(content=sum(digit) / n, motion=sum(move) / n, both=sum(both) / n)
 
 # %% ../nbs/19_video.ipynb #4f22f18e
 def save_gif(clip: torch.Tensor, path, fps: float = 4.0, scale: int = 4) -> Path:

@@ -269,12 +269,13 @@ def sample_grid(images: np.ndarray, labels, path, per_row: int | None = None, ti
 class ClipRecipe(Config):
     n_frames: int = 4             # frames per clip (T)
     size: int = 16                # frame side in pixels (the digit is 8 x 8)
-    speed: int = 2                # pixels per frame along each axis the digit moves on
-    align: int = 2                # starts on a grid of this many pixels
+    speed: int = 4                # pixels per frame along each axis the digit moves on (a code's width: see above)
+    align: int = 4                # starts on a grid of this many pixels
     n_clips: int = 4000           # training clips (digits of the train split; held-out clips use the test split)
-    n_codes: int = 128            # image codes K of the tokenizer
+    n_codes: int = 256            # image codes K of the tokenizer
     down: int = 4                 # tokenizer downsampling: (size / down)^2 codes a frame
     tokenizer_hidden: int = 64    # width of the tokenizer's conv coder
+    patch_local: bool = True      # a code is a function of its own 4 x 4 patch (background = one code; see above)
     tokenizer_steps: int = 1500   # image tokenizer training steps (batches of 128 frames)
     n_text: int = 300             # BPE text tokens
     attention: str = 'block:16'   # 'block:N' (frame by frame; N divides a frame's codes) or 'full' (all frames at once)
@@ -309,7 +310,8 @@ def train_clips(out, recipe: ClipRecipe | None = None, budget_s: float = 0.0, to
     clips, attrs, caps = digit_clips(r.n_clips, 'train', r.seed, r.clip)                 # (N, T, S, S) uint8
     t0 = time.perf_counter()
     if tokenizer is None:
-        vq = VQConfig(image_size=r.size, down=r.down, n_codes=r.n_codes, hidden=r.tokenizer_hidden)
+        vq = VQConfig(image_size=r.size, down=r.down, n_codes=r.n_codes, hidden=r.tokenizer_hidden,
+                      patch_local=r.patch_local)
         tokenizer, _ = train_tokenizer(clips.flatten(0, 1)[:, None], vq, steps=r.tokenizer_steps, batch_size=128,
                                        seed=r.seed, progress=progress, device=dev)
     tok_s = time.perf_counter() - t0

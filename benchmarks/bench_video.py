@@ -15,7 +15,7 @@ it to benchmarks/results/video_bench.md (+ .json, a PNG of sample clips); nothin
     python benchmarks/bench_video.py --steps 3 --tokenizer-steps 3 --n-caption 8 --out-dir /tmp/v   # a smoke run
 """
 from __future__ import annotations
-import argparse, statistics, tempfile, time
+import argparse, json, statistics, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +62,20 @@ def sample_png(rows: list[tuple[str, np.ndarray, list[str]]], path: Path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--attention', nargs='+', default=['block:16', 'full'], help="models to compare, e.g. block:16 full")
-    p.add_argument('--steps', type=int, default=1200, help='denoiser steps of every model (batch 32)')
+    p.add_argument('--steps', type=int, default=2000, help='denoiser steps of every model (batch 32)')
+    p.add_argument('--n-layer', type=int, default=2, help='denoiser depth (width 128)')
     p.add_argument('--tokenizer-steps', type=int, default=1500)
     p.add_argument('--n-caption', type=int, default=200, help='held-out clips to caption')
     p.add_argument('--reps', type=int, default=3, help='timing runs per sampler')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: torch default)')
-    p.add_argument('--work', default=None, help='folder for the trained pipelines (default: a temporary one)')
+    p.add_argument('--work', default=None, help='folder for the trained pipelines (default: a temporary one); a '
+                   'pipeline already saved there (WORK/block16, WORK/full) is measured, not retrained')
     p.add_argument('--out-dir', default=str(HERE / 'results'))
     a = p.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     from mmdiff.recipes import ClipRecipe, train_clips, evaluate_clips
+    from mmdiff.pipeline import MMDiff
     from mmdiff.evaluate import train_digit_classifier
     from mmdiff.data import digits
     from mmdiff.video import clip_scores, digit_clips, DIRECTIONS
@@ -80,17 +83,22 @@ def main(argv=None):
     work = Path(a.work or tempfile.mkdtemp(prefix='mmdiff_video_'))
     t_start = time.perf_counter()
     clf = train_digit_classifier(*digits('train'))
-    base = ClipRecipe(steps=a.steps, tokenizer_steps=a.tokenizer_steps, seed=a.seed)
+    base = ClipRecipe(steps=a.steps, tokenizer_steps=a.tokenizer_steps, n_layer=a.n_layer, seed=a.seed)
     real, ra, _ = digit_clips(200, 'test', a.seed + 1, base.clip)
     ceiling = clip_scores(clf, real, [x['label'] for x in ra], [x['direction'] for x in ra])
     res, tok, pngrows = dict(models=[]), None, []
     for att in a.attention:
-        r = base.replace(attention=att)
+        r, folder = base.replace(attention=att), work / att.replace(':', '')
         t0 = time.perf_counter()
-        pipe = train_clips(work / att.replace(':', ''), r, tokenizer=tok, progress=False)
+        if (folder / 'run.json').exists():                                              # trained before: measure it
+            pipe, r = MMDiff.from_pretrained(folder), ClipRecipe.load(folder / 'recipe.json')
+            pipe.run = json.loads((folder / 'run.json').read_text())
+        else:
+            pipe = train_clips(folder, r, tokenizer=tok, progress=False)
         wall = time.perf_counter() - t0
         if tok is None:
             tok, tok_s, psnr = pipe.tokenizer, pipe.run['tokenizer_s'], pipe.run['tokenizer_psnr']
+            base = r.replace(attention=base.attention)
         ev = evaluate_clips(pipe, r, clf, seed=a.seed, n_caption=a.n_caption)
         ev['n_caption'] = a.n_caption
         prompts = [f'a {d} moving {m}' for d, m in [(3, 'up'), (7, 'down and to the right'), (0, 'left'), (5, 'right')]]
@@ -118,11 +126,12 @@ def pct(x) -> str: return f"{100 * x:.1f}"
 def table(res: dict) -> str:
     ms = res['models']
     T = len(ms[0]['t2v_content_per_frame'])
+    tok_s = '–' if res['tokenizer_s'] is None else round(res['tokenizer_s'])
     full = next((m for m in ms if m['attention'] == 'full'), None)
     L = [f"# Video: frame by frame (block-wise, exact cache) vs all frames at once (full attention)", '',
          f"`{res['command']}` — {res['date']}, {res['cpu']}, {res['torch_threads']} torch threads, "
          f"{res['total_s'] / 60:.1f} min in all. Frame tokenizer: {res['recipe']['tokenizer_steps']} steps, "
-         f"{res['tokenizer_s']:.0f} s, PSNR {res['tokenizer_psnr']:.1f} dB on training frames, shared by the models. "
+         f"{tok_s} s, PSNR {res['tokenizer_psnr']:.1f} dB on training frames, the same for every model. "
          f"The judge on 200 real held-out clips: content {pct(res['judge_on_real_clips']['content'])} %, motion "
          f"{pct(res['judge_on_real_clips']['motion'])} % (its ceiling).", '',
          'Text-to-video on the 80 (digit, direction) prompts, 8 MaskGIT steps a frame with guidance (equal NFE); '
@@ -134,7 +143,8 @@ def table(res: dict) -> str:
         per = ' / '.join(pct(x) for x in m['t2v_content_per_frame'])
         t = m['timing_ms_per_clip']
         speed = (f"{t['True']:.1f} (cache), {t['False']:.1f} (no cache)" if 'True' in t else f"{t['None']:.1f}")
-        L.append(f"| {m['attention']} | {m['params'] / 1e6:.2f} M | {m['steps']} | {m['train_s']:.0f} | {per} | "
+        train = '–' if m['train_s'] is None else f"{m['train_s']:.0f}"
+        L.append(f"| {m['attention']} | {m['params'] / 1e6:.2f} M | {m['steps']} | {train} | {per} | "
                  f"{pct(m['t2v_motion'])} | {pct(m['t2v_consistency'])} | {pct(m['caption_content'])} / "
                  f"{pct(m['caption_motion'])} / {pct(m['caption_both'])} | {speed} |")
     if full is not None:

@@ -346,6 +346,7 @@ def train_clips(out, recipe: ClipRecipe | None = None, budget_s: float = 0.0, to
     steps_done = [h for h in hist if 'loss' in h]
     pipe.history, pipe.run = hist, dict(params=model.num_params(), seq_len=L, steps=len(steps_done), tokenizer_s=tok_s,
                                         tokenizer_psnr=psnr, train_s=train_s, attention=r.attention)
+    atomic_write_text(out/'run.json', json.dumps(pipe.run, indent=1))
     log(f"      video denoiser ({r.attention}): {pipe.run['params'] / 1e6:.2f} M parameters, sequences of {L} tokens, "
         f"{len(steps_done)} steps of {r.batch_size} in {train_s:.0f} s; tokenizer PSNR {psnr:.1f} dB")
     return pipe

@@ -313,3 +313,50 @@ def test_train_digits_without_steps_or_budget(tmp_path):
     from mmdiff.recipes import train_digits, DigitsRecipe
     with pytest.raises(ValueError, match=r"DigitsRecipe.steps=0 means 'fit the time budget': give budget_s > 0 or set steps"):
         train_digits(tmp_path, DigitsRecipe(steps=0))
+
+
+# ----------------------------------------------------------------------------------------------- video (mmdiff.video)
+@pytest.fixture(scope='module')
+def video_pipe():
+    from mmdiff.pipeline import PipelineConfig
+    from mmdiff.video import VideoLayout
+    v = train_vocab(['a 3 moving up', 'a 7 moving left'] * 5, n_text=300, n_image_codes=64, min_frequency=1, video=True)
+    L = VideoLayout(4, 16).seq_len(v, 8, 3 * 16)
+    m = Denoiser(ModelConfig(vocab_size=v.vocab_size, max_len=L, d_model=16, n_layer=1, n_head=2), BlockDiff(4))
+    tok = VQVAE(VQConfig(image_size=8, channels=1, down=2)).eval()
+    return MMDiff(m, v, tok, PipelineConfig(seq_len=L, attention='block:4', cond_drop=0.1, n_frames=3))
+
+def test_clips_of_unequal_length(video_pipe):
+    import numpy as np
+    with pytest.raises(ValueError, match=r"clips of unequal length in one batch \(\[2, 3\] frames\): cut or pad them"):
+        video_pipe.caption_video([np.zeros((3, 8, 8), np.uint8), np.zeros((2, 8, 8), np.uint8)])
+
+def test_clip_frame_size_not_the_tokenizers(video_pipe):
+    import numpy as np
+    with pytest.raises(ValueError, match=r"frames must be 8 x 8 with 1 channel\(s\), the size this pipeline's tokenizer"):
+        video_pipe.caption_video(np.zeros((1, 3, 16, 16), np.uint8))
+
+def test_more_frames_than_the_context(video_pipe):
+    with pytest.raises(ValueError, match=r"n_frames=5 is more than the 3 frames this model's context holds .* "
+                                         r"pass window=True"):
+        video_pipe.generate_video('a 3 moving up', n_frames=5, steps_per_frame=4)
+
+def test_video_block_not_dividing_a_frame():
+    from mmdiff.video import VideoLayout
+    with pytest.raises(ValueError, match=r"block size 5 does not divide a frame's 16 codes: a block must not mix two frames"):
+        VideoLayout(5, 16)
+
+def test_video_steps_not_a_multiple_of_blocks_per_frame(video_pipe):
+    with pytest.raises(ValueError, match=r"steps_per_frame=2 must be a positive multiple of the 4 blocks a frame holds"):
+        video_pipe.generate_video('a 3 moving up', steps_per_frame=2)
+
+def test_video_of_a_pipeline_without_clips(video_pipe):
+    from mmdiff.pipeline import PipelineConfig
+    p = MMDiff(video_pipe.model, video_pipe.vocab, video_pipe.tokenizer, video_pipe.cfg.replace(n_frames=0))
+    with pytest.raises(ValueError, match=r"this pipeline was not trained on clips \(its config has n_frames=0\)"):
+        p.generate_video('a 3')
+
+def test_t2v_item_without_a_video_vocabulary(vocab):
+    from mmdiff.video import VideoLayout
+    with pytest.raises(ValueError, match=r"the vocabulary has no <\|t2v\|> token: build it with video=True"):
+        VideoLayout(4, 4).t2v(vocab, 'a 3', torch.zeros(2, 4, dtype=torch.long), 24)

@@ -105,7 +105,7 @@ def main(argv=None):
         blockwise = att != 'full'
         ms = {c: 1000 * timing(pipe, prompts * 4, a.reps, c) for c in ((True, False) if blockwise else (None,))}
         row = dict(attention=att, params=pipe.run['params'], seq_len=pipe.run['seq_len'], steps=pipe.run['steps'],
-                   train_s=pipe.run['train_s'], wall_s=wall, timing_ms_per_clip={str(k): v for k, v in ms.items()},
+                   train_s=pipe.run['train_s'], wall_s=wall, note=pipe.run.get('note'), timing_ms_per_clip={str(k): v for k, v in ms.items()},
                    **{k: v for k, v in ev.items() if k not in ('clips', 'long_clips')})
         res['models'].append(row)
         pick = [3 * 8 + 0, 7 * 8 + 7, 0 * 8 + 2, 5 * 8 + 3, 8 * 8 + 4, 1 * 8 + 5]           # prompt k: digit k // 8
@@ -153,6 +153,10 @@ def table(res: dict) -> str:
                 ratio = full['timing_ms_per_clip']['None'] / m['timing_ms_per_clip']['True']
                 L += ['', f"Speed at equal NFE, {m['attention']} with the cache vs full attention: {ratio:.2f}× "
                       "(16 clips a batch, median of the runs)."]
+    if any(m.get('note') for m in ms):
+        L += ['', "These models were trained before this run, in `--work` (two one-thread runs side by side on the 2-core "
+              "machine, so *train s* compares poorly); this run measured them. Their run summaries: " +
+              ms[0]['note'] + '.']
     L += ['', f"Longer than trained: frames 1–{2 * T} (the model holds {T}), each frame after the first {T} generated "
           f"after the last {T - 1} (sliding window); content per frame (%):", '',
           '| attention | ' + ' | '.join(str(t + 1) for t in range(2 * T)) + ' | consistent % |',

@@ -304,20 +304,18 @@ def video_layout(self: MMDiff) -> VideoLayout:
 def encode_video(self: MMDiff, clips) -> torch.Tensor:
     """uint8 clips (N, T, H, W[, C]), or a list of clips (T, H, W[, C]) of one length, at the tokenizer's frame size ->
     codes (N, T, n)."""
-    lay, S = self.video_layout, self.cfg.image_size
-    items = list(clips) if isinstance(clips, (list, tuple)) else None
-    x = [_as_uint8(c, f"clip {i} of {len(items)}") for i, c in enumerate(items)] if items is not None else \
-        _as_uint8(clips, 'clips')
-    for i, c in enumerate(x if items is not None else [None]):
-        shape = tuple(c.shape if items is not None else x.shape[1:])
-        if len(shape) not in (3, 4) or shape[1:3] != (S, S) or (len(shape) == 4 and shape[3] != self.cfg.channels):
-            what = f"clip {i} of {len(x)}" if items is not None else 'clips'
-            raise ValueError(f"{what}: frames must be {S} x {S} with {self.cfg.channels} channel(s), the size this "
-                             f"pipeline's tokenizer was trained on; got {'a clip' if items is not None else 'clips'} "
-                             f"of shape {shape if items is not None else tuple(x.shape)}")
-    if isinstance(x, torch.Tensor) and x.dim() not in (4, 5):
-        raise ValueError(f"clips must be uint8 (N, T, H, W) or (N, T, H, W, C), got shape {tuple(x.shape)}")
-    return encode_clips(self.tokenizer, [c.to(self.device) for c in x] if items is not None else x.to(self.device))
+    S, C = self.cfg.image_size, self.cfg.channels
+    self.video_layout                                                    # a clear error for a pipeline without video
+    listed = isinstance(clips, (list, tuple))
+    xs = [_as_uint8(clips, 'clips')] if not listed else [_as_uint8(c, f"clip {i} of {len(clips)}")
+                                                         for i, c in enumerate(clips)]
+    for i, x in enumerate(xs):
+        shape = tuple(x.shape[1:] if not listed else x.shape)                       # one clip: (T, H, W[, C])
+        if len(shape) not in (3, 4) or shape[1:3] != (S, S) or (len(shape) == 4 and shape[3] != C):
+            what = f"clip {i} of {len(xs)}" if listed else 'clips'
+            raise ValueError(f"{what}: frames must be {S} x {S} with {C} channel(s), the size this pipeline's "
+                             f"tokenizer was trained on; got {'a clip' if listed else 'clips'} of shape {tuple(x.shape)}")
+    return encode_clips(self.tokenizer, [x.to(self.device) for x in xs] if listed else xs[0].to(self.device))
 
 @patch
 def generate_video(self: MMDiff, prompts: list[str] | str, n_frames: int | None = None, steps_per_frame: int = 8,

@@ -314,7 +314,8 @@ def encode_video(self: MMDiff, clips) -> torch.Tensor:
         if len(shape) not in (3, 4) or shape[1:3] != (S, S) or (len(shape) == 4 and shape[3] != C):
             what = f"clip {i} of {len(xs)}" if listed else 'clips'
             raise ValueError(f"{what}: frames must be {S} x {S} with {C} channel(s), the size this pipeline's "
-                             f"tokenizer was trained on; got {'a clip' if listed else 'clips'} of shape {tuple(x.shape)}")
+                             f"tokenizer was trained on; got {'a clip' if listed else 'clips'} of shape "
+                             f"{tuple(x.shape)}")
     return encode_clips(self.tokenizer, [x.to(self.device) for x in xs] if listed else xs[0].to(self.device))
 
 @patch

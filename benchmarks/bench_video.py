@@ -65,6 +65,7 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=2000, help='denoiser steps of every model (batch 32)')
     p.add_argument('--n-layer', type=int, default=2, help='denoiser depth (width 128)')
     p.add_argument('--tokenizer-steps', type=int, default=1500)
+    p.add_argument('--no-grid-rope', action='store_true', help='1-D RoPE (ClipRecipe.grid_rope=False): the ablation')
     p.add_argument('--n-caption', type=int, default=200, help='held-out clips to caption')
     p.add_argument('--reps', type=int, default=3, help='timing runs per sampler')
     p.add_argument('--seed', type=int, default=0)
@@ -83,7 +84,8 @@ def main(argv=None):
     work = Path(a.work or tempfile.mkdtemp(prefix='mmdiff_video_'))
     t_start = time.perf_counter()
     clf = train_digit_classifier(*digits('train'))
-    base = ClipRecipe(steps=a.steps, tokenizer_steps=a.tokenizer_steps, n_layer=a.n_layer, seed=a.seed)
+    base = ClipRecipe(steps=a.steps, tokenizer_steps=a.tokenizer_steps, n_layer=a.n_layer, seed=a.seed,
+                      grid_rope=not a.no_grid_rope)
     real, ra, _ = digit_clips(200, 'test', a.seed + 1, base.clip)
     ceiling = clip_scores(clf, real, [x['label'] for x in ra], [x['direction'] for x in ra])
     res, tok, pngrows = dict(models=[]), None, []
@@ -104,8 +106,9 @@ def main(argv=None):
         prompts = [f'a {d} moving {m}' for d, m in [(3, 'up'), (7, 'down and to the right'), (0, 'left'), (5, 'right')]]
         blockwise = att != 'full'
         ms = {c: 1000 * timing(pipe, prompts * 4, a.reps, c) for c in ((True, False) if blockwise else (None,))}
-        row = dict(attention=att, params=pipe.run['params'], seq_len=pipe.run['seq_len'], steps=pipe.run['steps'],
-                   train_s=pipe.run['train_s'], wall_s=wall, note=pipe.run.get('note'), timing_ms_per_clip={str(k): v for k, v in ms.items()},
+        row = dict(attention=att, grid_rope=r.grid_rope, params=pipe.run['params'], seq_len=pipe.run['seq_len'],
+                   steps=pipe.run['steps'], train_s=pipe.run['train_s'], wall_s=wall, note=pipe.run.get('note'),
+                   timing_ms_per_clip={str(k): v for k, v in ms.items()},
                    **{k: v for k, v in ev.items() if k not in ('clips', 'long_clips')})
         res['models'].append(row)
         pick = [3 * 8 + 0, 7 * 8 + 7, 0 * 8 + 2, 5 * 8 + 3, 8 * 8 + 4, 1 * 8 + 5]           # prompt k: digit k // 8
@@ -135,17 +138,21 @@ def table(res: dict) -> str:
          f"The judge on 200 real held-out clips: content {pct(res['judge_on_real_clips']['content'])} %, motion "
          f"{pct(res['judge_on_real_clips']['motion'])} % (its ceiling).", '',
          'Text-to-video on the 80 (digit, direction) prompts, 8 MaskGIT steps a frame with guidance (equal NFE); '
-         f"captions of {ms[0].get('n_caption', 'the')} held-out clips.", '',
-         '| attention | params | steps | train s | content per frame (%) | motion % | consistent % | caption digit / '
-         'direction / both (%) | ms / clip |',
-         '|---|---|---|---|---|---|---|---|---|']
+         f"captions of {ms[0].get('n_caption', 'the')} held-out clips; *motion from a real frame 0*: the same clips "
+         "continued from their real first frame under their own caption, the direction of the first generated step "
+         "(the shift of a frame, without the placement of a first one).", '',
+         '| attention | RoPE | params | steps | train s | content per frame (%) | motion % | motion from a real '
+         'frame 0 % | consistent % | caption digit / direction / both (%) | ms / clip |',
+         '|---|---|---|---|---|---|---|---|---|---|---|']
     for m in ms:
         per = ' / '.join(pct(x) for x in m['t2v_content_per_frame'])
         t = m['timing_ms_per_clip']
         speed = (f"{t['True']:.1f} (cache), {t['False']:.1f} (no cache)" if 'True' in t else f"{t['None']:.1f}")
         train = '–' if m['train_s'] is None else f"{m['train_s']:.0f}"
-        L.append(f"| {m['attention']} | {m['params'] / 1e6:.2f} M | {m['steps']} | {train} | {per} | "
-                 f"{pct(m['t2v_motion'])} | {pct(m['t2v_consistency'])} | {pct(m['caption_content'])} / "
+        rope = 'frame grid' if m.get('grid_rope') else '1-D'
+        cont = pct(m['continue_motion']) if 'continue_motion' in m else '–'
+        L.append(f"| {m['attention']} | {rope} | {m['params'] / 1e6:.2f} M | {m['steps']} | {train} | {per} | "
+                 f"{pct(m['t2v_motion'])} | {cont} | {pct(m['t2v_consistency'])} | {pct(m['caption_content'])} / "
                  f"{pct(m['caption_motion'])} / {pct(m['caption_both'])} | {speed} |")
     if full is not None:
         for m in ms:
@@ -154,8 +161,8 @@ def table(res: dict) -> str:
                 L += ['', f"Speed at equal NFE, {m['attention']} with the cache vs full attention: {ratio:.2f}× "
                       "(16 clips a batch, median of the runs)."]
     if any(m.get('note') for m in ms):
-        L += ['', "These models were trained before this run, in `--work` (two one-thread runs side by side on the 2-core "
-              "machine, so *train s* compares poorly); this run measured them. Their run summaries: " +
+        L += ['', "These models were trained before this run, in `--work` (two one-thread runs side by side on the "
+              "2-core machine, so *train s* compares poorly); this run measured them. Their run summaries: " +
               ms[0]['note'] + '.']
     L += ['', f"Longer than trained: frames 1–{2 * T} (the model holds {T}), each frame after the first {T} generated "
           f"after the last {T - 1} (sliding window); content per frame (%):", '',

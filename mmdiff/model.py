@@ -13,9 +13,9 @@ from einops import rearrange, repeat
 from .core import Config
 
 # %% auto #0
-__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'rope_factors', 'apply_rope', 'AttentionMode', 'Full', 'Causal',
-           'block_diff_mask', 'BlockDiff', 'attention_mode', 'attention_spec', 'KVCache', 'SpanCache', 'attend',
-           'flex_available', 'Attention', 'Block', 'PixelReader', 'Denoiser', 'flex_matches_dense']
+__all__ = ['ModelConfig', 'RMSNorm', 'SwiGLU', 'rope_tables', 'rope_factors', 'apply_rope', 'grid_rope_tables', 'AttentionMode',
+           'Full', 'Causal', 'block_diff_mask', 'BlockDiff', 'attention_mode', 'attention_spec', 'KVCache', 'SpanCache',
+           'attend', 'flex_available', 'Attention', 'Block', 'PixelReader', 'Denoiser', 'flex_matches_dense']
 
 # %% ../nbs/05_model.ipynb #ca14ba1f
 @dataclass
@@ -38,6 +38,8 @@ class ModelConfig(Config):
     qkv_bias: bool = False      # biases on the query, key and value projections (Qwen2, Dream)
     qk_norm: bool = False       # RMSNorm over each head's queries and keys before RoPE (Qwen3, SDAR)
     shift_logits: bool = False  # the network's row i predicts token i+1 (Dream): shift the logits so that row i predicts token i
+    rope_frame: int = 0         # codes per frame n (> 0: RoPE also turns by a code's row and column, see below)
+    rope_row: int = 0           # with rope_frame: codes per row w of a frame's grid
     def __post_init__(self):
         for k in ('vocab_size', 'max_len', 'd_model', 'n_layer', 'n_head'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
@@ -47,6 +49,14 @@ class ModelConfig(Config):
             raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head} (or set head_dim)")
         if self.dh % 2: raise ValueError(f"head width {self.dh} must be even for RoPE")
         if self.n_head % self.kv_heads: raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
+        if self.rope_frame < 0 or self.rope_row < 0 or (self.rope_frame > 0) != (self.rope_row > 0):
+            raise ValueError(f"rope_frame and rope_row go together (both > 0, or both 0), "
+                             f"got {self.rope_frame} and {self.rope_row}")
+        if self.rope_frame % max(self.rope_row, 1):
+            raise ValueError(f"rope_row={self.rope_row} does not divide rope_frame={self.rope_frame}: "
+                             "a frame is whole rows of codes")
+        if self.rope_frame and self.dh < 6:
+            raise ValueError(f"grid RoPE turns by three coordinates: head width {self.dh} must be >= 6")
         d = self.reader_down
         if self.reader_channels < 0 or d < 1 or d & (d - 1):
             raise ValueError(f"reader_channels must be >= 0 and reader_down a power of 2, got {self.reader_channels} and {d}")
@@ -96,6 +106,17 @@ def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torc
     xf = x.float()
     swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)              # (x_1, x_0, x_3, x_2, …)
     return (xf * c + swapped * s).type_as(x)
+
+# %% ../nbs/05_model.ipynb #beeaf3a7
+def grid_rope_tables(max_len: int, dh: int, theta: float = 10000.0, frame: int = 0, row: int = 0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    "cos, sin tables (max_len, dh/2) of RoPE over (p, row, column) of frames of `frame` codes in rows of `row` (above)."
+    if not frame: return rope_tables(max_len, dh, theta)
+    inv = theta ** (-torch.arange(0, dh, 2, dtype=torch.float64) / dh)         # (dh/2,) θ_i
+    p = torch.arange(max_len, dtype=torch.float64)
+    axes = torch.stack([p, (p % frame) // row, p % row], 1)                     # (max_len, 3): a_0, a_1, a_2
+    ang = axes[:, torch.arange(len(inv)) % 3] * inv                             # (max_len, dh/2): pair i, a_{i mod 3}
+    return ang.cos().float(), ang.sin().float()
 
 # %% ../nbs/05_model.ipynb #95761672
 class AttentionMode:
@@ -271,7 +292,8 @@ class Denoiser(nn.Module):
 
     def init_rope(self, device=None):
         "(Re)build the RoPE factors (max_len, Dh), e.g. on the real device after the model was built on the meta device."
-        c, s = rope_factors(*rope_tables(self.cfg.max_len, self.cfg.dh, self.cfg.rope_theta))
+        cfg = self.cfg
+        c, s = rope_factors(*grid_rope_tables(cfg.max_len, cfg.dh, cfg.rope_theta, cfg.rope_frame, cfg.rope_row))
         self.register_buffer('rope_c', c.to(device), persistent=False)
         self.register_buffer('rope_s', s.to(device), persistent=False)
 

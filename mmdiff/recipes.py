@@ -25,7 +25,7 @@ from .train import Trainer, TrainConfig
 from .multimodal import init_code_embeddings
 from .pipeline import PipelineConfig
 from .video import (ClipConfig, ClipDataset, VideoLayout, CLIP_TEMPLATES, DIRECTIONS, TASK_NAMES, clip_caption,
-                          digit_clips, encode_clips, clip_scores, caption_scores, judge_clips)
+                          digit_clips, encode_clips, clip_scores, caption_scores, judge_clips, clip_motion)
 
 # %% auto #0
 __all__ = ['TASKS', 'REVERSAL', 'TextDataConfig', 'build_text_data', 'TextRecipe', 'write_text_demo_folder', 'text_demo_config',
@@ -282,6 +282,7 @@ class ClipRecipe(Config):
     d_model: int = 128            # denoiser width
     n_layer: int = 4              # denoiser depth
     n_head: int = 4               # attention heads
+    grid_rope: bool = True        # RoPE also by a code's row and column in its frame (ModelConfig.rope_frame)
     batch_size: int = 32          # sequences per step
     lr: float = 3e-3              # peak learning rate
     steps: int = 0                # optimizer steps; 0 = as many as fit the time budget
@@ -325,7 +326,8 @@ def train_clips(out, recipe: ClipRecipe | None = None, budget_s: float = 0.0, to
     lay = VideoLayout(mode.block_size if blockwise else n, n)
     L = lay.seq_len(vocab, max(len(vocab.encode(t)) for t in _clip_texts()), r.n_frames * n)
     torch.manual_seed(r.seed)
-    mcfg = ModelConfig(vocab_size=len(vocab), max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head)
+    grid = dict(rope_frame=n, rope_row=tokenizer.grid[1]) if r.grid_rope else {}
+    mcfg = ModelConfig(vocab_size=len(vocab), max_len=L, d_model=r.d_model, n_layer=r.n_layer, n_head=r.n_head, **grid)
     model = Denoiser(mcfg, mode)
     init_code_embeddings(model, vocab, tokenizer, seed=r.seed)
     obj = (BlockDiffusion(vocab.mask_id, lay.b, task_names=TASK_NAMES) if blockwise
@@ -355,9 +357,10 @@ def train_clips(out, recipe: ClipRecipe | None = None, budget_s: float = 0.0, to
 def evaluate_clips(pipe: MMDiff, recipe: ClipRecipe | None = None, clf=None, steps_per_frame: int = 8,
                    cfg_scale: float | None = None, seed: int = 0, n_caption: int = 200, longer: bool = True) -> dict:
     """Scores of a video pipeline: text-to-video on every (digit, direction) prompt (`t2v_*`, `clip_scores`; wall time
-    per clip), captions of `n_caption` held-out clips (`caption_*`, `caption_scores`), and with `longer` clips of twice
-    the trained length by the sliding window (`long_content_per_frame`, `long_consistency`). Returns numbers and
-    clips."""
+    per clip), captions of `n_caption` held-out clips (`caption_*`, `caption_scores`), continuation of their real first
+    frame under their own caption (`continue_motion`: the first generated step goes the right way), and with `longer`
+    clips of twice the trained length by the sliding window (`long_content_per_frame`, `long_consistency`). Returns
+    numbers and clips."""
     import random
     r = recipe or ClipRecipe()
     clf = clf or train_digit_classifier(*digits('train'))
@@ -369,11 +372,16 @@ def evaluate_clips(pipe: MMDiff, recipe: ClipRecipe | None = None, clf=None, ste
     clips = pipe.generate_video(prompts, steps_per_frame=steps_per_frame, cfg_scale=cfg_scale, seed=seed)
     ms_clip = 1000 * (time.perf_counter() - t0) / len(prompts)
     res = {f't2v_{k}': v for k, v in clip_scores(clf, torch.as_tensor(clips), labels, dirs).items()}
-    te, ate, _ = digit_clips(n_caption, 'test', r.seed + 1, r.clip)
+    te, ate, te_caps = digit_clips(n_caption, 'test', r.seed + 1, r.clip)
     t0 = time.perf_counter()
     caps = pipe.caption_video(te.numpy())
     ms_cap = 1000 * (time.perf_counter() - t0) / len(caps)
     res.update({f'caption_{k}': v for k, v in caption_scores(caps, ate).items()})
+    if r.n_frames >= 2 and n_caption:                                      # the step from a real frame 0: motion alone
+        cont = pipe.generate_video(te_caps, steps_per_frame=steps_per_frame, cfg_scale=cfg_scale, seed=seed,
+                                   given=te[:, :1].numpy())
+        ok = [clip_motion(torch.as_tensor(c)[:2]) == a['direction'] for c, a in zip(cont, ate)]
+        res['continue_motion'] = sum(ok) / len(ok)
     res.update(ms_per_clip=ms_clip, ms_per_caption=ms_cap, steps_per_frame=steps_per_frame, prompts=len(prompts),
                cfg_scale=pipe.cfg.default_cfg if cfg_scale is None else cfg_scale, clips=clips, captions=caps[:8])
     if longer and r.n_frames >= 2:

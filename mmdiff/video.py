@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from .core import Config
 from torch.utils.data import Dataset
-from .data import BlockLayout, digits, encode_images
+from .data import BlockLayout, digits, encode_images, _round_up, _encode
 from .multimodal import caption_codes, generate_image_codes
-from .vocab import Vocab
+from .vocab import Vocab, TEXT, IMAGE, SPECIAL
 from .model import BlockDiff
 
 # %% auto #0
@@ -246,14 +246,40 @@ class VideoLayout(BlockLayout):
     def v2t(self, vocab: Vocab, codes, caption, seq_len: int) -> dict:
         "Video-captioning item of a clip's `codes` (T, n): the caption after the frames."
         return self.mmu(vocab, codes, caption, seq_len)
+    def seq_len(self, vocab, max_caption_tokens, n_tok, question_tokens=0):
+        "The length both tasks fit, whole frames (a multiple of n: frames start at multiples of n in both)."
+        self.check_codes(n_tok)
+        t2v = _round_up(max_caption_tokens + 4, self.b) + n_tok
+        v2t = _round_up(self._lead + 2 + n_tok + 2 + question_tokens, self.b) + max_caption_tokens + 1
+        return _round_up(max(t2v, v2t), self.n)
+    @property
+    def _lead(self) -> int: return (-2) % self.n                   # pads before <|mmu|> <|soi|>: frame 1 starts at n
     def mmu(self, vocab, codes, answer, seq_len, question='', pixels=None):
+        "Captioning item: pads, `<|mmu|> <|soi|>` frames `<|eoi|>`, pads, `<|bos|>` question, then the answer."
         if pixels is not None: raise ValueError("clips are captioned from their codes only (no pixel reader)")
-        item = super().mmu(vocab, self._codes(codes).flatten(), answer, seq_len, question)
-        return dict(item, task=torch.tensor(TASK_V2T))
+        img = vocab.image_ids(self._codes(codes).flatten()).tolist()
+        q, a = _encode(vocab, question), _encode(vocab, answer)
+        self.check_codes(len(img), seq_len)
+        head = [vocab.pad_id] * self._lead + [vocab.mmu_id, vocab.soi_id] + img + [vocab.eoi_id]
+        A = _round_up(len(head) + 1 + len(q), self.b)                                 # the answer starts a block
+        if A + len(a) + 1 > seq_len:
+            raise ValueError(f"v2t item of {len(img)} codes + question {len(q)} + answer {len(a)} tokens + specials, "
+                             f"the answer starting at a block boundary ({A}), needs {A + len(a) + 1} tokens: exceeds "
+                             f"seq_len={seq_len}")
+        fill = A - len(head) - 1 - len(q)
+        ids = head + [vocab.pad_id] * fill + [vocab.bos_id] + q + a + [vocab.eos_id] * (seq_len - A - len(a))
+        n_text = seq_len - len(head) - fill
+        modality = [SPECIAL] * (self._lead + 1) + [IMAGE] * (len(img) + 2) + [SPECIAL] * fill + [TEXT] * n_text
+        prompt = torch.arange(seq_len) < A
+        return dict(ids=torch.tensor(ids), prompt=prompt, modality=torch.tensor(modality),
+                    attention_mask=torch.ones(seq_len, dtype=torch.bool), task=torch.tensor(TASK_V2T))
     def frames(self, seq_len: int, n_frames: int) -> list[slice]:
         "Positions of each frame's codes in a t2v sequence."
         start = seq_len - n_frames * self.n
         return [slice(start + t * self.n, start + (t + 1) * self.n) for t in range(n_frames)]
+    def v2t_frames(self, n_frames: int) -> list[slice]:
+        "Positions of each frame's codes in a captioning sequence."
+        return [slice(self._lead + 2 + t * self.n, self._lead + 2 + (t + 1) * self.n) for t in range(n_frames)]
 
 # %% ../nbs/19_video.ipynb #aab59a9a
 @torch.no_grad()

@@ -65,7 +65,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=2000, help='denoiser steps of every model (batch 32)')
     p.add_argument('--n-layer', type=int, default=2, help='denoiser depth (width 128)')
     p.add_argument('--tokenizer-steps', type=int, default=1500)
-    p.add_argument('--no-grid-rope', action='store_true', help='1-D RoPE (ClipRecipe.grid_rope=False): the ablation')
+    p.add_argument('--grid-rope', action='store_true', help="RoPE over each code's row and column too "
+                   '(ClipRecipe.grid_rope=True; default: 1-D RoPE)')
     p.add_argument('--n-caption', type=int, default=200, help='held-out clips to caption')
     p.add_argument('--reps', type=int, default=3, help='timing runs per sampler')
     p.add_argument('--seed', type=int, default=0)
@@ -85,7 +86,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     clf = train_digit_classifier(*digits('train'))
     base = ClipRecipe(steps=a.steps, tokenizer_steps=a.tokenizer_steps, n_layer=a.n_layer, seed=a.seed,
-                      grid_rope=not a.no_grid_rope)
+                      grid_rope=a.grid_rope)
     real, ra, _ = digit_clips(200, 'test', a.seed + 1, base.clip)
     ceiling = clip_scores(clf, real, [x['label'] for x in ra], [x['direction'] for x in ra])
     res, tok, pngrows = dict(models=[]), None, []

@@ -282,7 +282,7 @@ class ClipRecipe(Config):
     d_model: int = 128            # denoiser width
     n_layer: int = 4              # denoiser depth
     n_head: int = 4               # attention heads
-    grid_rope: bool = True        # RoPE also by a code's row and column in its frame (ModelConfig.rope_frame)
+    grid_rope: bool = False       # RoPE also by a code's row and column in its frame (ModelConfig.rope_frame; see above)
     batch_size: int = 32          # sequences per step
     lr: float = 3e-3              # peak learning rate
     steps: int = 0                # optimizer steps; 0 = as many as fit the time budget

@@ -11,7 +11,7 @@ every frame) on the 80 (digit, direction) prompts; captions of 200 held-out clip
 clip; and clips of twice the trained length, continued by a sliding window. A benchmark: it prints a table and writes
 it to benchmarks/results/video_bench.md (+ .json, a PNG of sample clips); nothing is asserted.
 
-    python benchmarks/bench_video.py                          # ~15 min on 2 cores
+    python benchmarks/bench_video.py                          # 20 min on 2 cores (measured, --threads 2)
     python benchmarks/bench_video.py --steps 3 --tokenizer-steps 3 --n-caption 8 --out-dir /tmp/v   # a smoke run
 """
 from __future__ import annotations

@@ -111,12 +111,12 @@ def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torc
 def grid_rope_tables(max_len: int, dh: int, theta: float = 10000.0, frame: int = 0, row: int = 0
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     "cos, sin tables (max_len, dh/2) of RoPE over (p, row, column) of frames of `frame` codes in rows of `row` (above)."
-    if not frame: return rope_tables(max_len, dh, theta)
-    inv = theta ** (-torch.arange(0, dh, 2, dtype=torch.float64) / dh)         # (dh/2,) θ_i
-    p = torch.arange(max_len, dtype=torch.float64)
+    cos, sin = rope_tables(max_len, dh, theta)                                  # row a: the angles a·θ_i
+    if not frame: return cos, sin
+    p = torch.arange(max_len)
     axes = torch.stack([p, (p % frame) // row, p % row], 1)                     # (max_len, 3): a_0, a_1, a_2
-    ang = axes[:, torch.arange(len(inv)) % 3] * inv                             # (max_len, dh/2): pair i, a_{i mod 3}
-    return ang.cos().float(), ang.sin().float()
+    at = axes[:, torch.arange(dh // 2) % 3]                                     # (max_len, dh/2): pair i reads a_{i mod 3}
+    return cos.gather(0, at), sin.gather(0, at)                                 # the 1-D tables at those coordinates
 
 # %% ../nbs/05_model.ipynb #95761672
 class AttentionMode:

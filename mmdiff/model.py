@@ -115,7 +115,7 @@ def grid_rope_tables(max_len: int, dh: int, theta: float = 10000.0, frame: int =
     if not frame: return cos, sin
     p = torch.arange(max_len)
     axes = torch.stack([p, (p % frame) // row, p % row], 1)                     # (max_len, 3): a_0, a_1, a_2
-    at = axes[:, torch.arange(dh // 2) % 3]                                     # (max_len, dh/2): pair i reads a_{i mod 3}
+    at = axes[:, torch.arange(dh // 2) % 3]                                     # (max_len, dh/2): a_{i mod 3}
     return cos.gather(0, at), sin.gather(0, at)                                 # the 1-D tables at those coordinates
 
 # %% ../nbs/05_model.ipynb #95761672

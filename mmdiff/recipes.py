@@ -249,12 +249,13 @@ def evaluate_t2i(pipe: MMDiff, clf, n_per_digit: int = 10, steps: int = 16, cfg_
                 **diversity(imgs, labels, te_img, te_lab, train=digits('train')[0]))
 
 def sample_grid(images: np.ndarray, labels, path, per_row: int | None = None, title: str = ''):
-    "Save a grid of generated images (rows = prompted digit) to `path` (PNG)."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    """Save a grid of generated images (rows = prompted digit) to `path` (PNG). Drawn on a bare `Figure` (matplotlib's
+    Agg canvas): pyplot's backend, and so a notebook's inline plots, are left alone."""
+    from matplotlib.figure import Figure
     labels = np.asarray(labels); classes = sorted(set(labels.tolist()))
     per_row = per_row or max((labels == c).sum() for c in classes)
-    fig, axs = plt.subplots(len(classes), per_row, figsize=(per_row * 0.6, len(classes) * 0.6))
+    fig = Figure(figsize=(per_row * 0.6, len(classes) * 0.6))
+    axs = fig.subplots(len(classes), per_row, squeeze=False)
     for r, c in enumerate(classes):
         idx = np.nonzero(labels == c)[0][:per_row]
         for k in range(per_row):
@@ -262,7 +263,7 @@ def sample_grid(images: np.ndarray, labels, path, per_row: int | None = None, ti
             if k < len(idx): ax.imshow(images[idx[k]], cmap='gray', vmin=0, vmax=255)
         axs[r, 0].set_title(str(c), x=-0.3, y=0.2, fontsize=8)
     if title: fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches='tight'); plt.close(fig)
+    fig.savefig(path, dpi=100, bbox_inches='tight')
 
 # %% ../nbs/18_recipes.ipynb #15f273df
 @dataclass

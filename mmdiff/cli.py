@@ -67,7 +67,7 @@ OVERHEAD_S = 60.0   # seconds of the images demo that are not denoiser training 
 def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_model: int = 128, n_layer: int = 4,
                 batch_size: int = 32, seed: int = 0, device: str | None = None, progress: bool = True, tok_steps: int = 800) -> dict:
     "Train the unified text+image model on digits, save it to `out`, write samples.png and print metrics."
-    from mmdiff.recipes import train_digits, DigitsRecipe, evaluate_digits, sample_grid
+    from mmdiff.recipes import train_digits, DigitsRecipe, evaluate_digits
     t_start = time.perf_counter(); dev = get_device(device)
     print("[1/3] training the image tokenizer and the unified denoiser on the digits' train split (indices < 1500)")
     recipe = DigitsRecipe(d_model=d_model, n_layer=n_layer, n_head=max(1, d_model // 32), steps=steps,
@@ -77,12 +77,13 @@ def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_m
     print(f"      {len(pipe.history)} steps, final loss {pipe.history[-1]['loss']:.3f}; pipeline saved to {out}/ "
           f"(the same run: mmdiff train --config {out}/recipe.json)")
     print("[2/3] sampling: every digit prompted 10 times (16 MaskGIT steps), captions of the 297 held-out digits")
-    r = evaluate_digits(pipe, n_per_digit=10, steps=16, seed=seed)
-    sample_grid(r['images'], r['labels'], Path(out)/'samples.png', title='mmdiff: text-to-image on digits (row = prompted digit)')
+    r = evaluate_digits(pipe, n_per_digit=10, steps=16, seed=seed, samples=Path(out)/'samples.png')
+    print(f"      {out}/samples.png written {r['samples_at'] - t_start:.0f} s after the start")
     for (img_caption, lab) in zip(r['captions'][:6], digits_test_labels()[:6]): print(f"      held-out digit {lab}: {img_caption!r}")
     print("[3/3] metrics")
     res = {k: r[k] for k in ('t2i_acc', 'caption_acc', 'classifier_acc_real', 'diversity_ratio', 'copy_rate', 'ms_per_image', 'ms_per_caption', 'steps', 'cfg_scale')}
     res.update(train_steps=len(pipe.history), seconds=time.perf_counter() - t_start)
+    res.update(samples_s=r['samples_at'] - t_start)                            # when samples.png was written
     print(f"      text-to-image accuracy {res['t2i_acc']:.1%} (judged by a classifier that scores {res['classifier_acc_real']:.1%} on real held-out digits)")
     print(f"      captioning accuracy    {res['caption_acc']:.1%} on held-out digits")
     print(f"      diversity ratio {res['diversity_ratio']:.2f} (1 = as varied as real digits), copy rate {res['copy_rate']:.1%}")

@@ -205,17 +205,22 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
 
 # %% ../nbs/18_recipes.ipynb #10f02d4b
 def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None,
-                    seed: int = 0, caption_steps: int | None = None) -> dict:
-    "Text-to-image accuracy (held-out classifier), captioning accuracy on the test split, diversity; returns numbers and the images."
+                    seed: int = 0, caption_steps: int | None = None, samples=None) -> dict:
+    """Text-to-image accuracy (held-out classifier), captioning accuracy on the test split, diversity; returns numbers
+    and the images. `samples`: a PNG path for the grid of generated images, written as soon as they are drawn (before
+    the classifier trains); `samples_at` is the `time.perf_counter()` of that moment."""
     import random
     tr_img, tr_lab = digits('train'); te_img, te_lab = digits('test')
-    clf = clf or train_digit_classifier(tr_img, tr_lab)
     rng = random.Random(seed)
     labels = torch.arange(10).repeat_interleave(n_per_digit)
     prompts = [digit_caption(int(d), rng) for d in labels]
     t0 = time.perf_counter()
     imgs = pipe.generate_image(prompts, steps=steps, cfg_scale=cfg_scale, seed=seed)
     t_img = (time.perf_counter() - t0) / len(prompts)
+    title = 'mmdiff: text-to-image on digits (row = prompted digit)'
+    if samples is not None: sample_grid(imgs, labels.numpy(), samples, title=title)
+    samples_at = time.perf_counter()
+    clf = clf or train_digit_classifier(tr_img, tr_lab)
     pred = clf.predict(torch.as_tensor(imgs))
     t0 = time.perf_counter()
     caps = pipe.caption(te_img.numpy(), steps=caption_steps)
@@ -225,7 +230,7 @@ def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 
                 classifier_acc_real=(clf.predict(te_img) == te_lab).float().mean().item(), **div,
                 ms_per_image=1000 * t_img, ms_per_caption=1000 * t_cap, steps=steps,
                 cfg_scale=pipe.cfg.default_cfg if cfg_scale is None else cfg_scale,
-                images=imgs, labels=labels.numpy(), prompts=prompts, captions=caps[:10], clf=clf)
+                images=imgs, labels=labels.numpy(), prompts=prompts, captions=caps[:10], clf=clf, samples_at=samples_at)
 
 def sweep(pipe: MMDiff, clf, steps=(2, 4, 8, 16), cfg_scales=(0.0, 1.0, 3.0), n_per_digit: int = 10, seed: int = 0,
           n_blocks=(1,), progress: bool = False) -> list[dict]:

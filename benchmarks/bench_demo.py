@@ -43,11 +43,13 @@ def table(rows: list[dict]) -> str:
          f"Command per seed: `mmdiff demo --out demo_outN --no-progress --seed N`; library commit {rows[0]['commit_of_library']}, "
          f"{rows[0]['date']}; {os.cpu_count()} cores. Text-to-image: 100 prompts (10 per digit) judged by a classifier trained "
          "on the real train split; captioning: the 297 held-out digits.", '',
-         '| seed | text-to-image | captioning | denoiser steps | torch threads | wall s | load at start |', '|---|---|---|---|---|---|---|']
+         '| seed | text-to-image | captioning | denoiser steps | torch threads | samples.png at s | wall s | load at start |',
+         '|---|---|---|---|---|---|---|---|']
     for r in rows:
         th = (r.get('threads') or 'CPU: ? ').split()[1]
-        L.append(f"| {r['seed']} | {r['t2i_acc']:.1%} | {r['caption_acc']:.1%} | {r['train_steps']} | {th} | {r['wall_s']:.0f} | "
-                 f"{r['load_avg_1m_at_start']:.2f} |")
+        at = f"{r['samples_s']:.0f}" if 'samples_s' in r else '–'
+        L.append(f"| {r['seed']} | {r['t2i_acc']:.1%} | {r['caption_acc']:.1%} | {r['train_steps']} | {th} | {at} | "
+                 f"{r['wall_s']:.0f} | {r['load_avg_1m_at_start']:.2f} |")
     t2i, cap = [r['t2i_acc'] for r in rows], [r['caption_acc'] for r in rows]
     L += ['', f"Text-to-image {min(t2i):.1%}–{max(t2i):.1%} (mean {sum(t2i) / len(t2i):.1%}); captioning {min(cap):.1%}–{max(cap):.1%} "
           f"(mean {sum(cap) / len(cap):.1%}); targets: ≥ 95 % each."]

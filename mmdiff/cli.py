@@ -68,14 +68,19 @@ def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_m
                 batch_size: int = 32, seed: int = 0, device: str | None = None, progress: bool = True, tok_steps: int = 800) -> dict:
     "Train the unified text+image model on digits, save it to `out`, write samples.png and print metrics."
     from mmdiff.recipes import train_digits, DigitsRecipe, evaluate_digits
-    t_start = time.perf_counter(); dev = get_device(device)
+    t_start, t_wall = time.perf_counter(), time.time()
+    dev = get_device(device)
     print("[1/3] training the image tokenizer and the unified denoiser on the digits' train split (indices < 1500)")
     recipe = DigitsRecipe(d_model=d_model, n_layer=n_layer, n_head=max(1, d_model // 32), steps=steps,
                           batch_size=batch_size, seed=seed, tok_steps=tok_steps)
+    print(f"      every {recipe.sample_every} steps and at the end, a sample grid (every digit 4 times): {out}/samples/step-N.png")
     budget = 0.0 if steps else max(20.0, minutes * 60 - OVERHEAD_S)
     pipe = train_digits(out, recipe, budget_s=budget, device=dev, progress=progress)
     print(f"      {len(pipe.history)} steps, final loss {pipe.history[-1]['loss']:.3f}; pipeline saved to {out}/ "
           f"(the same run: mmdiff train --config {out}/recipe.json)")
+    first = min((Path(out)/'samples').glob('step-*.png'))                     # zero-padded step numbers: the first in name order
+    first_s = first.stat().st_mtime - t_wall
+    print(f"      first sample grid: {out}/samples/{first.name}, written {first_s:.0f} s after the start")
     print("[2/3] sampling: every digit prompted 10 times (16 MaskGIT steps), captions of the 297 held-out digits")
     r = evaluate_digits(pipe, n_per_digit=10, steps=16, seed=seed, samples=Path(out)/'samples.png')
     print(f"      {out}/samples.png written {r['samples_at'] - t_start:.0f} s after the start")
@@ -84,6 +89,7 @@ def demo_images(out: str = 'demo_out', minutes: float = 9.0, steps: int = 0, d_m
     res = {k: r[k] for k in ('t2i_acc', 'caption_acc', 'classifier_acc_real', 'diversity_ratio', 'copy_rate', 'ms_per_image', 'ms_per_caption', 'steps', 'cfg_scale')}
     res.update(train_steps=len(pipe.history), seconds=time.perf_counter() - t_start)
     res.update(samples_s=r['samples_at'] - t_start)                            # when samples.png was written
+    res.update(first_grid_s=first_s)                                            # when the first sample grid was
     print(f"      text-to-image accuracy {res['t2i_acc']:.1%} (judged by a classifier that scores {res['classifier_acc_real']:.1%} on real held-out digits)")
     print(f"      captioning accuracy    {res['caption_acc']:.1%} on held-out digits")
     print(f"      diversity ratio {res['diversity_ratio']:.2f} (1 = as varied as real digits), copy rate {res['copy_rate']:.1%}")

@@ -158,6 +158,7 @@ class DigitsRecipe(Config):
     caption_aug: int = 5          # captioning items also show this many `random_affine` warps of every training digit; 0 = none
     code_emb_scale: float = 1.0   # image-code embeddings start from the tokenizer's codebook at this scale; 0 = random
     default_cfg: float = 1.0      # guidance scale saved as the pipeline default
+    sample_every: int = 1000      # steps between sample grids in OUT/samples/step-N.png (every digit 4 times); 0 = none
     attention: str = 'full'       # the denoiser's attention: full, or block:N (block-wise, N dividing the 16 codes: 4 = a code row)
     seed: int = 0                 # everything
 
@@ -177,8 +178,9 @@ def digits_config(recipe: DigitsRecipe, images, out, budget_s: float = 0.0, devi
     image = dict(image_size=8, channels=1, val_every=0, down=2, n_codes=64, tok_hidden=32, tok_patch_local=False,
                  tok_steps=r.tok_steps, n_text=300, t2i_weight=r.t2i_weight, mmu_weight=r.mmu_weight, cond_drop=r.cond_drop,
                  reader=r.reader, reader_hidden=r.reader_hidden, caption_aug=r.caption_aug, code_emb_scale=r.code_emb_scale,
-                 default_cfg=r.default_cfg, n_samples=0)
-    train = dict(max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10), eval_every=0, save_every=0,
+                 default_cfg=r.default_cfg, n_samples=40 if r.sample_every else 0, sample_steps=16)
+    train = dict(max_steps=steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=min(100, steps // 10), save_every=0,
+                 eval_every=r.sample_every,                          # an evaluation step writes a sample grid
                  budget_s=0.0 if r.steps else budget_s, time_limit_s=0.0 if r.steps else 1.1 * budget_s, progress=progress,
                  cpu=get_device(device).type == 'cpu')
     return dict(images=str(images), out=str(out), seed=r.seed, resume=False, attention=r.attention, image=image,

@@ -495,16 +495,20 @@ def _longest_caption(texts: list, vocab: Vocab, im: ImageConfig) -> int:
 
 # %% ../nbs/17_run.ipynb #629ba868
 def _image_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, tok, held: dict, im: ImageConfig):
-    "A sample grid for held-out captions and captions of held-out images, into OUT/samples/step-N.png / .txt."
+    """A sample grid into OUT/samples/step-N.png (four images for each of a few held-out captions, or training captions
+    when nothing is held out) and OUT/samples/step-N.txt (the grid's captions, then captions of held-out images next to
+    their true captions)."""
     out = Path(trainer.cfg.out_dir)/'samples'
     pipe = MMDiff(trainer.raw_model, vocab, tok, pipe_cfg)
-    rows = held['texts'][:max(1, im.n_samples // 4)]                          # 4 images for each of a few held-out captions
+    rows = (held['texts'] or held['prompts'])[:max(1, im.n_samples // 4)]     # 4 images for each of a few captions
     gen = pipe.generate_image([p for p in rows for _ in range(4)], steps=im.sample_steps, seed=0)
     out.mkdir(parents=True, exist_ok=True)
     image_grid(gen, rows, 4, out/f"step-{rec['step']:07d}.png")
     prompts, images = held['texts'][:im.n_samples], held['images'][:im.n_samples]
-    caps = pipe.caption(images, steps=im.sample_steps)
-    lines = [f"step {rec['step']}, held-out loss {rec.get('val_loss', float('nan')):.4f}\n"]
+    caps = pipe.caption(images, steps=im.sample_steps) if len(images) else []
+    val_loss = rec.get('val_loss')
+    lines = [f"step {rec['step']}, held-out loss " + (f"{val_loss:.4f}" if val_loss is not None else "- (nothing held out)") + "\n"]
+    lines += [f"grid row {i}: {r!r}\n" for i, r in enumerate(rows, 1)]
     lines += [f"{f}: {c!r}   (true: {t!r})\n" for f, c, t in zip(held['files'], caps, prompts)]
     atomic_write_text(out/f"step-{rec['step']:07d}.txt", ''.join(lines))
     trainer.raw_model.train()
@@ -587,9 +591,11 @@ def train_images(run: Run, progress: bool = True) -> dict:
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
     pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg,
                               attention=run.run.attention, cond_drop=im.cond_drop)
-    held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()])
+    held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()],
+                prompts=list(dict.fromkeys(first[i] for i in tr.tolist())))   # distinct training captions, for a run without val
+
     def on_step(tr_, rec):
-        if 'val_loss' in rec and acc.is_main_process and len(va) and im.n_samples:
+        if 'val_loss' in rec and acc.is_main_process and im.n_samples:
             _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
     res = _fit_and_save(trainer, run, MMDiff(trainer.raw_model, vocab, tok, pipe_cfg), on_step,
                         {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()})

@@ -240,7 +240,7 @@ def test_train_image_folder_then_load_generate_and_caption(image_folder, tmp_pat
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res['images_train'] == 114 and res['images_val'] == 6 and res['pixel_reader'] is True and res['tokenizer_psnr'] > 0
     assert (out/'samples'/'step-0000006.png').stat().st_size > 1000
-    assert len((out/'samples'/'step-0000006.txt').read_text().splitlines()) == 1 + 4
+    assert len((out/'samples'/'step-0000006.txt').read_text().splitlines()) == 1 + 1 + 4   # header, grid row, 4 captions
     assert set(json.loads((out/'imagetok.json').read_text())) >= {'psnr', 'usage'}
     pipe = MMDiff.from_pretrained(out, device='cpu')
     assert pipe.cfg.image_size == 16 and pipe.cfg.channels == 1

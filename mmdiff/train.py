@@ -347,4 +347,4 @@ def main(argv=None) -> int:
 
 # %% ../nbs/08_train.ipynb #fa5a6b2f
 #| eval: false
-if __name__ == '__main__': raise SystemExit(main())
+if __name__ == '__main__' and '__file__' in globals(): raise SystemExit(main())   # python -m mmdiff.train, not a notebook kernel

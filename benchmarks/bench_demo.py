@@ -3,6 +3,7 @@
 seeds, one after the other, as a user types it, and tabulate text-to-image and held-out captioning accuracy.
 
     python benchmarks/bench_demo.py --seeds 0 1 2        # ~10 min per seed on a 2-core CPU; run it alone on the machine
+    python benchmarks/bench_demo.py --seeds 0 1 --table  # the table again, from the seeds' saved JSON files
 
 Each seed writes `results/demo_seed{N}.json` (the demo's metrics + the command, date, load, commit); the table of all
 seeds run in this call goes to `results/demo_bench.md`; the first sample grid written during training is copied to
@@ -43,8 +44,9 @@ def run_seed(seed: int, minutes: float | None, work: Path, dest: Path) -> dict:
 
 def table(rows: list[dict]) -> str:
     L = ['# `mmdiff demo` (digits, through `mmdiff train`\'s path)', '',
-         f"Command per seed: `mmdiff demo --out demo_outN --no-progress --seed N`; library commit {rows[0]['commit_of_library']}, "
-         f"{rows[0]['date']}; {os.cpu_count()} cores. Text-to-image: 100 prompts (10 per digit) judged by a classifier trained "
+         f"Command per seed: `mmdiff demo --out demo_outN --no-progress --seed N`; library commit(s) "
+         f"{', '.join(dict.fromkeys(r['commit_of_library'] for r in rows))}, "
+         f"{', '.join(dict.fromkeys(r['date'] for r in rows))}; {os.cpu_count()} cores. Text-to-image: 100 prompts (10 per digit) judged by a classifier trained "
          "on the real train split; captioning: the 297 held-out digits.", '',
          '| seed | text-to-image | captioning | denoiser steps | torch threads | first grid at s | samples.png at s | wall s '
          '| load at start |',
@@ -66,9 +68,14 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--minutes', type=float, default=None, help="the demo's --minutes (default: the demo's own)")
     p.add_argument('--out-dir', default=str(HERE/'results'))
+    p.add_argument('--table', action='store_true', help="only rebuild demo_bench.md from the seeds' saved JSON files")
     a = p.parse_args()
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if a.table:
+        rows = [json.loads((out/f'demo_seed{s}.json').read_text()) for s in a.seeds]
+        (out/'demo_bench.md').write_text(table(rows))
+        return print(table(rows))
     rows = []
     with tempfile.TemporaryDirectory(prefix='mmdiff_demo_bench_') as work:
         for s in a.seeds:

@@ -19,9 +19,9 @@ from .model import Denoiser, ModelConfig
 from .loss import Objective
 
 # %% auto #0
-__all__ = ['CHECKPOINT_VERSION', 'TrainConfig', 'lr_factor', 'epoch_permutation', 'batch_indices', 'noise_seed', 'collate',
-           'MicroBatches', 'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model', 'Trainer',
-           'latest_checkpoint', 'main']
+__all__ = ['CHECKPOINT_VERSION', 'TrainConfig', 'schedule_frac', 'lr_factor', 'epoch_permutation', 'batch_indices', 'noise_seed',
+           'collate', 'MicroBatches', 'steps_for_budget', 'replan_steps', 'save_model', 'load_weights', 'load_model',
+           'Trainer', 'latest_checkpoint', 'main']
 
 # %% ../nbs/08_train.ipynb #5c3b4b14
 @dataclass
@@ -55,10 +55,16 @@ class TrainConfig(Config):
         if self.budget_s < 0: raise ValueError(f"budget_s must be >= 0 (0 = keep max_steps), got {self.budget_s}")
 
 # %% ../nbs/08_train.ipynb #ac3b8553
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    "Multiplier of `cfg.lr` at optimizer step `step` (0-based)."
+def schedule_frac(step: int, cfg: TrainConfig, anchor: tuple[int, float] | None = None) -> float:
+    """How far the cosine has gone at optimizer step `step`: 0 at the end of warmup, 1 at `cfg.max_steps`. `anchor = (s, f)`:
+    the cosine is at `f` at step `s` and goes on linearly in steps to 1 at `cfg.max_steps` (a budget re-plan's restart point)."""
+    s0, f0 = anchor or (cfg.warmup_steps, 0.0)
+    return min(1.0, max(0.0, f0 + (1 - f0) * (step - s0) / max(1, cfg.max_steps - s0)))
+
+def lr_factor(step: int, cfg: TrainConfig, anchor: tuple[int, float] | None = None) -> float:
+    "Multiplier of `cfg.lr` at optimizer step `step` (0-based); `anchor` as in `schedule_frac`."
     if step < cfg.warmup_steps: return (step + 1) / cfg.warmup_steps
-    frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    frac = schedule_frac(step, cfg, anchor)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
 # %% ../nbs/08_train.ipynb #e16d8e03
@@ -168,13 +174,15 @@ class Trainer:
         decay = [p for p in model.parameters() if p.dim() >= 2]; no_decay = [p for p in model.parameters() if p.dim() < 2]
         opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)],
                                 lr=cfg.lr, betas=(0.9, cfg.beta2))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+        self.lr_anchor = None   # (step, cosine fraction) of the last mid-run budget re-plan: the LR goes on from there
+        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, self.lr_anchor))
         self.model, self.opt = self.acc.prepare(model, opt)
         self.train_model = torch.compile(self.model) if cfg.compile else self.model   # the forward of training steps; self.model stays uncompiled
         self.gen = torch.Generator(device=self.acc.device)   # masking noise, re-seeded per micro-batch from noise_seed
         self.step, self.micro, self.history = 0, 0, []
         self._batches = None   # iterator over the training DataLoader, (re)started at micro-batch self.micro
         self.out = Path(cfg.out_dir)
+        self.clock = time.perf_counter   # seconds, for budgets and time limits (a test drives a run with a fake one)
 
     @property
     def raw_model(self): return self.acc.unwrap_model(self.model)
@@ -228,25 +236,37 @@ class Trainer:
         cfg, self.model = self.cfg, self.model.train()
         L = len(self.train_ds[0]['ids'])
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.acc.is_main_process), desc='train', dynamic_ncols=True)
-        t0, tok0 = time.perf_counter(), 0
+        t0, tok0 = self.clock(), 0
         to_end, start = until is None, self.step
         until = cfg.max_steps if until is None else min(until, cfg.max_steps)
         replan_at = max(2, cfg.warmup_steps) if cfg.budget_s and start == 0 else None   # a resumed run keeps the steps it planned
+        again_at = None                                                     # the next mid-run re-plan (step), after the first
         while self.step < until:
-            if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
+            if cfg.time_limit_s and self.clock() - t0 > cfg.time_limit_s:
                 self.acc.print(f"time limit of {cfg.time_limit_s:.0f} s reached at step {self.step}: stopping"); self.save_checkpoint(); break
-            if self.step == replan_at and self.step < cfg.max_steps:
-                elapsed = time.perf_counter() - t0
-                n = replan_steps(self.step, elapsed, t_first, cfg.budget_s)
+            replan = self.step == replan_at or (self.step == again_at and self.step < cfg.max_steps - 1)
+            if replan and self.step < cfg.max_steps:
+                elapsed = self.clock() - t0
+                if self.step == replan_at:                                      # end of warmup: the mean step since the first
+                    n = replan_steps(self.step, elapsed, t_first, cfg.budget_s)
+                else:                                                           # later: the steps since the last plan
+                    dt = (elapsed - mark[1]) / (self.step - mark[0])
+                    n = self.step + max(1, int((cfg.budget_s - elapsed) / dt))
+                    self.lr_anchor = (self.step, schedule_frac(self.step, cfg, self.lr_anchor))   # the LR goes on from here
                 n = int(self.acc.gather(torch.tensor([n], device=self.acc.device)).min())   # every process agrees
-                self.acc.print(f"re-planned for the {cfg.budget_s:.0f} s budget: {n} steps instead of {cfg.max_steps} "
-                               f"({(elapsed - t_first) / (self.step - 1) * 1000:.0f} ms/step)")
+                if self.step == replan_at:
+                    self.acc.print(f"re-planned for the {cfg.budget_s:g} s budget: {n} steps instead of {cfg.max_steps} "
+                                   f"({(elapsed - t_first) / (self.step - 1) * 1000:.0f} ms/step)")
+                elif abs(n - cfg.max_steps) > 0.05 * cfg.max_steps:               # quiet when the plan holds
+                    self.acc.print(f"re-planned at step {self.step}: {n} steps instead of {cfg.max_steps} "
+                                   f"({dt * 1000:.0f} ms/step since step {mark[0]})")
                 cfg.max_steps = n; bar.total = n; bar.refresh()                  # the LR lambda reads cfg.max_steps
                 until = n if to_end else min(until, n)
+                mark, again_at = (self.step, elapsed), self.step + max(10, (n - self.step) // 10)   # again: a tenth of the rest
             rec = dict(step=self.step + 1, **self.train_step(), lr=self.sched.get_last_lr()[0])
-            if self.step == start + 1: t_first = time.perf_counter() - t0
+            if self.step == start + 1: t_first = self.clock() - t0
             tok0 += cfg.batch_size * cfg.grad_accum * self.acc.num_processes * L
-            rec['tok_per_s'] = tok0 / (time.perf_counter() - t0)
+            rec['tok_per_s'] = tok0 / (self.clock() - t0)
             if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps): rec['val_loss'] = self.evaluate()
             self.history.append(rec); self._log(rec)
             if callback is not None: callback(self, rec)
@@ -287,7 +307,7 @@ def _save_checkpoint(self) -> Path:
         save_model(self.raw_model, tmp, sd)
         atomic_write_bytes(tmp/'trainer.pt', _torch_bytes(dict(opt=self.opt.state_dict(), sched=self.sched.state_dict(), rng=_rng_state(self.gen))))
         self.cfg.save(tmp/'train.json')
-        atomic_write_text(tmp/'state.json', json.dumps(dict(version=CHECKPOINT_VERSION, mmdiff=__version__, step=self.step, micro=self.micro,
+        atomic_write_text(tmp/'state.json', json.dumps(dict(version=CHECKPOINT_VERSION, mmdiff=__version__, step=self.step, micro=self.micro, lr_anchor=self.lr_anchor,
                                                             num_processes=self.acc.num_processes)))  # last: marks it complete
         if final.exists(): os.replace(final, final.with_name(f'.{name}.old'))  # re-saving a step: a crash here leaves .old for latest_checkpoint
         os.replace(tmp, final)
@@ -335,6 +355,7 @@ def _load_checkpoint(self, dir):
     random.setstate((3, tuple(rng['python']), None))
     if 'cuda' in rng and torch.cuda.is_available(): torch.cuda.set_rng_state(rng['cuda'])
     self.step, self.micro = state['step'], state['micro']
+    self.lr_anchor = tuple(state['lr_anchor']) if state.get('lr_anchor') else None   # where a mid-run re-plan left the LR
     self._batches = None                                  # the data order restarts at the restored micro-batch
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = _save_checkpoint, _load_checkpoint

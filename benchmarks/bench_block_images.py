@@ -196,20 +196,32 @@ def timing_rows(t: list[dict]) -> list[str]:
 
 
 def run_means(q: list[dict]) -> list[str]:
-    "With more than one training run: each model's text-to-image and captioning accuracy averaged over the runs, and the gap to full attention."
+    """With more than one training run: each model's text-to-image and captioning accuracy averaged over the runs, and the
+    gap to full attention paired by run (the runs that trained both), with its standard error when there are several."""
     runs = sorted({r.get('run', 1) for r in q})
     if len(runs) < 2: return []
-    mean = lambda att, k: statistics.mean(r[k] for r in q if r['attention'] == att)
+    by = {(r['attention'], r.get('run', 1)): r for r in q}                     # the latest row of each model and run
     atts = list(dict.fromkeys(r['attention'] for r in q))
-    L = ['', f"Mean over the {len(runs)} training runs (the same command; a run differs from another in its training seed or in "
+    L = ['', f"Mean over the training runs (the same command; a run differs from another in its training seed or in "
          "the torch thread count its training got, which changes the arithmetic and so the trajectory), in points against "
-         "full attention:", '',
-         '| attention | text-to-image (cfg 1) | Δ vs full | per run | captioning | Δ vs full | per run |', '|---|---|---|---|---|---|---|']
+         "full attention; Δ is paired: the mean over the runs that trained both models of (this model − full attention), "
+         "± its standard error:", '',
+         '| attention | runs | text-to-image (cfg 1) | Δ vs full | per run | (cfg 1, temperature 0.7) | Δ vs full | captioning | '
+         'Δ vs full | per run |', '|---|---|---|---|---|---|---|---|---|---|']
+    def gap(att, k):
+        if att == 'full': return '–'
+        d = [100 * (by[att, n][k] - by['full', n][k]) for n in runs if (att, n) in by and ('full', n) in by and k in by[att, n]
+             and k in by['full', n]]
+        if not d: return '–'
+        se = f" ± {statistics.stdev(d) / len(d) ** 0.5:.1f}" if len(d) > 1 else ''
+        return f"{statistics.mean(d):+.1f}{se} ({len(d)})"
     for att in atts:
-        per = lambda k: ' / '.join(f"{100 * r[k]:.1f}" for r in sorted(q, key=lambda r: r.get('run', 1)) if r['attention'] == att)
-        t2i, cap = mean(att, 't2i_acc'), mean(att, 'caption_acc')
-        dt, dc = 100 * (t2i - mean('full', 't2i_acc')), 100 * (cap - mean('full', 'caption_acc'))
-        L.append(f"| {att} | {100 * t2i:.1f}% | {dt:+.1f} | {per('t2i_acc')} | {100 * cap:.1f}% | {dc:+.1f} | {per('caption_acc')} |")
+        mine = [by[att, n] for n in runs if (att, n) in by]
+        per = lambda k: ' / '.join(f"{100 * r[k]:.1f}" for r in mine)
+        avg = lambda k: f"{100 * statistics.mean(r[k] for r in mine if k in r):.1f}%" if any(k in r for r in mine) else '–'
+        L.append(f"| {att} | {' '.join(str(r.get('run', 1)) for r in mine)} | {avg('t2i_acc')} | {gap(att, 't2i_acc')} | "
+                 f"{per('t2i_acc')} | {avg('t2i_acc_t07')} | {gap(att, 't2i_acc_t07')} | {avg('caption_acc')} | "
+                 f"{gap(att, 'caption_acc')} | {per('caption_acc')} |")
     return L
 
 

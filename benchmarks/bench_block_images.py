@@ -5,6 +5,8 @@ denoiser (d 128, 4 layers), the same training steps, through `mmdiff train`'s pa
     python benchmarks/bench_block_images.py --attention full block:4 block:8 block:16 --steps 1500   # quality, ~35 min on 2 cores
     python benchmarks/bench_block_images.py --timing          # sampling speed at equal NFE; run it alone on the machine
     python benchmarks/bench_block_images.py --table           # results/block_images_bench.md and block_images_bench.png
+    python benchmarks/bench_block_images.py --sweep --attention full block:4 --seed 3 --run 5 --n-per-digit 30
+                                                               # the trained models at other sampler settings (a minute)
 
 Quality (one JSON line per model in `results/block_images.jsonl`): text-to-image accuracy (100 prompts judged by a classifier
 trained on the real digits), held-out captioning accuracy (the 297 test digits), diversity, and the image-token NELBO of the
@@ -81,6 +83,47 @@ def quality(a, att: str) -> dict:
                 caption_acc=caption_accuracy(caps, te_lab), diversity=mean(evs, 'diversity_ratio'), image_nelbo=image_nelbo(pipe), caption_tokens_mean=sum(lens) / len(lens),
                 caption_tokens_max=max(lens), ms_per_step=ms_step, train_wall_s=train_s, ms_per_caption=ms_cap,
                 command=command_line(), **machine_info(pipe.device))
+
+
+SWEEP = [(16, 1.0, 0.0), (16, 1.0, 1.0), (16, 1.0, 3.0), (16, 0.3, 1.0), (16, 0.0, 1.0), (64, 1.0, 1.0), (4, 1.0, 1.0)]
+
+
+def sweep(a) -> list[dict]:
+    """Text-to-image of the saved pipelines in --work (per --attention and --seed) at other sampler settings: (steps,
+    temperature, guidance) in SWEEP; tells a gap of the model from a gap of its sampler."""
+    from mmdiff.recipes import evaluate_t2i
+    from mmdiff.pipeline import MMDiff
+    from mmdiff.evaluate import train_digit_classifier
+    from mmdiff.data import digits
+    torch.manual_seed(0)
+    clf = train_digit_classifier(*digits('train'))
+    rows = []
+    for att in a.attention:
+        out = Path(a.work) / f"{att.replace(':', '')}_seed{a.seed}"
+        if not (out / 'pipeline.json').exists(): raise SystemExit(f"no trained pipeline {out}: train it first (without --sweep)")
+        pipe = MMDiff.from_pretrained(out)
+        for steps, temp, w in SWEEP:
+            r = evaluate_t2i(pipe, clf, a.n_per_digit, steps, w, a.seed, temperature=temp)
+            rows.append(dict(attention=att, seed=a.seed, run=a.run, sample_steps=steps, temperature=temp, cfg_scale=w,
+                             t2i_acc=r['t2i_acc'], diversity=r['diversity_ratio'], prompts=10 * a.n_per_digit,
+                             command=command_line(), **machine_info(pipe.device)))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def sweep_rows(s: list[dict]) -> list[str]:
+    "The sampler sweep as a table: one row per setting, text-to-image accuracy (diversity) per model and run."
+    if not s: return []
+    models = list(dict.fromkeys((r['run'], r['attention']) for r in s))
+    L = ['', f"Sampler settings on the same trained models (`--sweep`: {s[0]['prompts']} prompts, sampling seed = training "
+         "seed): text-to-image accuracy (diversity). A gap that no setting closes is the model's, not its sampler's.", '',
+         '| steps | temperature | guidance | ' + ' | '.join(f"run {n} {att}" for n, att in models) + ' |',
+         '|---|---|---|' + '---|' * len(models)]
+    for st, temp, w in dict.fromkeys((r['sample_steps'], r['temperature'], r['cfg_scale']) for r in s):
+        cell = {(r['run'], r['attention']): r for r in s if (r['sample_steps'], r['temperature'], r['cfg_scale']) == (st, temp, w)}
+        L.append(f"| {st} | {temp:g} | {w:g} | " + ' | '.join(f"{cell[m]['t2i_acc']:.1%} ({cell[m]['diversity']:.2f})"
+                                                              if m in cell else '–' for m in models) + ' |')
+    return L
 
 
 def time_images(model, vocab, n_tokens: int, L: int, B: int, use_cache, reps: int, steps: int = 16,
@@ -225,7 +268,7 @@ def run_means(q: list[dict]) -> list[str]:
     return L
 
 
-def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
+def table(q: list[dict], t: list[dict], res: Path = RESULTS, s: list[dict] | None = None) -> str:
     L = ['# Block-wise vs full attention in the unified text+image model (digits)', '']
     if q:
         seeds = ', '.join(str(x) for x in sorted({r['seed'] for r in q}))
@@ -251,6 +294,7 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS) -> str:
                      f"{t07} | {r['caption_acc']:.1%} | {div} | {r['image_nelbo']:.3f} | {r['caption_tokens_mean']:.1f} / "
                      f"{r['caption_tokens_max']} | {ms} |")
     L += run_means(q)
+    L += sweep_rows(s or [])
     sh = shapes_rows(res)
     if sh:
         L += ['', "Shapes (16×16 RGB, 8×8 codes: the longest image sequence trained here): `bench_shapes.py --attention full` and "
@@ -305,21 +349,27 @@ def main(argv=None):
     p.add_argument('--reps', type=int, default=3)
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--table', action='store_true')
+    p.add_argument('--sweep', action='store_true', help='text-to-image of the trained pipelines over sampler settings (SWEEP)')
     p.add_argument('--progress', action='store_true')
     p.add_argument('--out-dir', default=str(RESULTS), help='where the results go')
     a = p.parse_args(argv)
     res = Path(a.out_dir)
     res.mkdir(parents=True, exist_ok=True)
-    qlog, tlog = res / 'block_images.jsonl', res / 'block_images_timing.jsonl'
+    qlog, tlog, slog = res / 'block_images.jsonl', res / 'block_images_timing.jsonl', res / 'block_images_sweep.jsonl'
     if a.table:
         read = lambda f: [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
         q = list({(r.get('run', 1), r['attention'], r['seed']): r for r in read(qlog)}.values())   # the last measurement of each model
         t = list({(r['date'], r['images'], r['attention'], r['batch'], r['cache']): r for r in read(tlog)}.values())
-        md = table(q, t, res)
+        sw = list({(r['run'], r['attention'], r['sample_steps'], r['temperature'], r['cfg_scale']): r for r in read(slog)}.values())
+        md = table(q, t, res, sw)
         (res / 'block_images_bench.md').write_text(md)
         latest = latest_runs(t)
         if t: plot([r for r in t if r['date'] == latest[r['images']]], res / 'block_images_bench.png')
         print(md); return
+    if a.sweep:
+        rows = sweep(a)
+        with open(slog, 'a') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
+        return
     if a.timing:
         rows = timing(a)
         with open(tlog, 'a') as f: f.writelines(json.dumps(r) + '\n' for r in rows)

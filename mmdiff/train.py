@@ -44,7 +44,7 @@ class TrainConfig(Config):
     seed: int = 0                   # data order, masking noise, init
     progress: bool = True           # tqdm progress bar
     time_limit_s: float = 0.0       # stop (and checkpoint) once training has run this long (0 = no limit)
-    budget_s: float = 0.0           # at the end of warmup, re-plan max_steps so that training fills this many seconds (0 = keep max_steps)
+    budget_s: float = 0.0           # re-plan max_steps (end of warmup, then every tenth of the rest) to fill this many seconds; 0 = keep max_steps
     workers: int = 0                # DataLoader worker processes building training batches (0 = in the training process)
     cpu: bool = False               # force CPU even when a GPU is visible
     compile: bool = False           # torch.compile the model (GPU: fused kernels; CPU works but compiles slowly)

@@ -29,8 +29,8 @@ from .video import (ClipConfig, ClipDataset, VideoLayout, CLIP_TEMPLATES, DIRECT
 
 # %% auto #0
 __all__ = ['TASKS', 'REVERSAL', 'TextDataConfig', 'build_text_data', 'TextRecipe', 'write_text_demo_folder', 'text_demo_config',
-           'train_text_demo', 'DigitsRecipe', 'write_digits_folder', 'digits_config', 'train_digits', 'evaluate_digits',
-           'sweep', 'evaluate_t2i', 'sample_grid', 'ClipRecipe', 'train_clips', 'evaluate_clips']
+           'train_text_demo', 'DigitsRecipe', 'write_digits_folder', 'digits_config', 'train_digits', 'digit_prompts',
+           'evaluate_digits', 'sweep', 'evaluate_t2i', 'sample_grid', 'ClipRecipe', 'train_clips', 'evaluate_clips']
 
 # %% ../nbs/18_recipes.ipynb #eb82d8ba
 @dataclass
@@ -206,16 +206,20 @@ def train_digits(out, recipe: DigitsRecipe | None = None, budget_s: float = 0.0,
     return pipe
 
 # %% ../nbs/18_recipes.ipynb #10f02d4b
+def digit_prompts(n_per_digit: int, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    "Every digit `n_per_digit` times: labels (10 n,) and a caption for each, its phrasing drawn from `seed`."
+    import random
+    rng = random.Random(seed)
+    labels = torch.arange(10).repeat_interleave(n_per_digit)
+    return labels, [digit_caption(int(d), rng) for d in labels]
+
 def evaluate_digits(pipe: MMDiff, clf=None, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None,
                     seed: int = 0, caption_steps: int | None = None, samples=None) -> dict:
     """Text-to-image accuracy (held-out classifier), captioning accuracy on the test split, diversity; returns numbers
     and the images. `samples`: a PNG path for the grid of generated images, written as soon as they are drawn (before
     the classifier trains); `samples_at` is the `time.perf_counter()` of that moment."""
-    import random
     tr_img, tr_lab = digits('train'); te_img, te_lab = digits('test')
-    rng = random.Random(seed)
-    labels = torch.arange(10).repeat_interleave(n_per_digit)
-    prompts = [digit_caption(int(d), rng) for d in labels]
+    labels, prompts = digit_prompts(n_per_digit, seed)
     t0 = time.perf_counter()
     imgs = pipe.generate_image(prompts, steps=steps, cfg_scale=cfg_scale, seed=seed)
     t_img = (time.perf_counter() - t0) / len(prompts)
@@ -246,10 +250,8 @@ def sweep(pipe: MMDiff, clf, steps=(2, 4, 8, 16), cfg_scales=(0.0, 1.0, 3.0), n_
 def evaluate_t2i(pipe: MMDiff, clf, n_per_digit: int = 10, steps: int = 16, cfg_scale: float | None = None, seed: int = 0,
                  n_blocks: int = 1, temperature: float = 1.0) -> dict:
     "Text-to-image accuracy and diversity only (sampling `temperature`)."
-    import random
-    rng = random.Random(seed)
-    labels = torch.arange(10).repeat_interleave(n_per_digit)
-    imgs = pipe.generate_image([digit_caption(int(d), rng) for d in labels], steps=steps, cfg_scale=cfg_scale, seed=seed,
+    labels, prompts = digit_prompts(n_per_digit, seed)
+    imgs = pipe.generate_image(prompts, steps=steps, cfg_scale=cfg_scale, seed=seed,
                               n_blocks=n_blocks, temperature=temperature)
     te_img, te_lab = digits('test')
     return dict(t2i_acc=(clf.predict(torch.as_tensor(imgs)) == labels).float().mean().item(),

@@ -118,11 +118,13 @@ def steps_for_budget(model, objective, ds, batch_size: int, seconds: float, prob
     return max(1, int(seconds / dt)), dt
 
 # %% ../nbs/08_train.ipynb #d7855844
-def replan_steps(step: int, elapsed: float, t_first: float, budget_s: float) -> int:
+def replan_steps(step: int, elapsed: float, t_first: float, budget_s: float, since: tuple[int, float] | None = None) -> int:
     """`max_steps` that makes a run fill `budget_s` seconds: `step` steps are done after `elapsed` seconds, the first of them
-    took `t_first` (excluded from the step time: it pays for lazy initialisation). At least `step + 1`."""
+    took `t_first` (excluded from the step time: it pays for lazy initialisation). `since = (s, t)`: time the steps after
+    step `s` (done at `t` seconds) instead, as a later re-plan does. At least `step + 1`."""
     if step < 2: raise ValueError(f"re-planning needs at least 2 timed steps, got {step}")
-    dt = max(elapsed - t_first, 1e-9) / (step - 1)                 # seconds per step after the first
+    s0, e0 = since or (1, t_first)
+    dt = max(elapsed - e0, 1e-9) / max(1, step - s0)                 # seconds per step in the window
     return step + max(1, int((budget_s - elapsed) / dt))
 
 # %% ../nbs/08_train.ipynb #3d9a4252
@@ -247,11 +249,10 @@ class Trainer:
             replan = self.step == replan_at or (self.step == again_at and self.step < cfg.max_steps - 1)
             if replan and self.step < cfg.max_steps:
                 elapsed = self.clock() - t0
-                if self.step == replan_at:                                      # end of warmup: the mean step since the first
-                    n = replan_steps(self.step, elapsed, t_first, cfg.budget_s)
-                else:                                                           # later: the steps since the last plan
+                since = None if self.step == replan_at else mark                # first: since step 1; later: since the last plan
+                n = replan_steps(self.step, elapsed, t_first, cfg.budget_s, since)
+                if since is not None:
                     dt = (elapsed - mark[1]) / (self.step - mark[0])
-                    n = self.step + max(1, int((cfg.budget_s - elapsed) / dt))
                     self.lr_anchor = (self.step, schedule_frac(self.step, cfg, self.lr_anchor))   # the LR goes on from here
                 n = int(self.acc.gather(torch.tensor([n], device=self.acc.device)).min())   # every process agrees
                 if self.step == replan_at:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from .schedule import Schedule, Linear, LogLinear, sample_t
 from .loss import Objective, forward_mask, weighted_masked_ce, task_losses, reader_inputs
 from .model import BlockDiff
-from .sample import add_gumbel_noise, num_transfer_tokens, as_commit, commit_step, SampleStats, Rows
+from .sample import add_gumbel_noise, num_transfer_tokens, as_commit, commit_step, SampleStats, Rows, check_nonneg
 from .train import collate
 from .evaluate import nelbo
 
@@ -120,7 +120,7 @@ def _check_block_args(model, prompt, gen_length, bs, steps, temperature, top_p, 
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must be a non-empty (B, P) tensor of ids, got {tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__}")
     if gen_length < 1 or steps < 1: raise ValueError(f"gen_length and steps_per_block must be >= 1, got {gen_length}, {steps}")
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_nonneg('temperature', temperature)
     if not 0 < top_p <= 1: raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
     if (prompt == mask_id).any(): raise ValueError(f"the prompt contains mask_id={mask_id}")
     cfg = getattr(_unwrap(model), 'cfg', None)
@@ -145,7 +145,7 @@ def generate_block(model, prompt: torch.Tensor, gen_length: int = 128, steps_per
     steps = steps_per_block or bs
     rule = as_commit(threshold, factor)
     _check_block_args(model, prompt, gen_length, bs, steps, temperature, top_p, mask_id, use_cache)
-    if cfg_scale < 0: raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {cfg_scale}")
+    check_nonneg('cfg_scale', cfg_scale, 'no guidance')
     stats, t0 = SampleStats(), time.perf_counter()
     B, P = prompt.shape
     T = P + gen_length

@@ -186,6 +186,7 @@ def run(argv=None):
     gi.add_argument('--seed', type=int, default=0, help='random seed of the sampler (default: %(default)s)')
     gi.add_argument('--batch-size', type=int, default=64, help='images sampled at once (default: %(default)s)')
     gi.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda if available)')
+    gi.add_argument('--overwrite', action='store_true', help='replace image files an earlier run left in --out-dir')
     ca = sub.add_parser('caption', help='caption image files with a saved pipeline: prints path<TAB>caption per image')
     ca.add_argument('images', nargs='+', metavar='IMAGE', help='image files Pillow opens (PNG, JPEG, GIF, ...)')
     ca.add_argument('--pipeline', required=True, help='a pipeline folder saved by mmdiff demo or save_pretrained')
@@ -195,7 +196,8 @@ def run(argv=None):
     a = p.parse_args(argv)
     if a.cmd == 'generate-image':
         return generate_image_cli(a.pipeline, a.prompts, a.out_dir, n=a.n, steps=a.steps, cfg_scale=a.cfg_scale,
-                                  seed=a.seed, device=a.device, batch_size=a.batch_size)
+                                  seed=a.seed, device=a.device, batch_size=a.batch_size,
+                                  overwrite=a.overwrite)
     if a.cmd == 'caption':
         return caption_cli(a.pipeline, a.images, steps=a.steps, device=a.device, batch_size=a.batch_size)
     if a.cmd == 'generate-text':
@@ -258,11 +260,23 @@ def _image_pipeline(dir, device, command: str):
     pipe.needs_images(command)
     return pipe
 
+def _unique_slugs(prompts: list[str]) -> list[str]:
+    "One file-name stem per prompt: `slug(p)`, with `-2`, `-3`, ... when an earlier prompt had the same slug."
+    used = []
+    for p in prompts:
+        s, j = slug(p), 1
+        while s in used:
+            j += 1
+            s = f'{slug(p)}-{j}'
+        used.append(s)
+    return used
+
 def generate_image_cli(pipeline, prompts: list[str], out_dir, n: int = 4, steps: int = 16,
                        cfg_scale: float | None = None, seed: int | None = 0, device: str | None = None,
-                       batch_size: int = 64) -> list[Path]:
+                       batch_size: int = 64, overwrite: bool = False) -> list[Path]:
     """Sample `n` images per prompt with the pipeline saved in `pipeline`; write `out_dir/{slug}-{k}.png` (printing each
-    path) and `out_dir/grid.png`. Returns the image paths, prompt by prompt."""
+    path) and `out_dir/grid.png`. Files of an earlier run are not replaced unless `overwrite`. Returns the image paths,
+    prompt by prompt."""
     from mmdiff.pipeline import check_sampling
     prompts = list(prompts)
     if not prompts: raise ValueError("no prompts given: give at least one prompt")
@@ -271,6 +285,12 @@ def generate_image_cli(pipeline, prompts: list[str], out_dir, n: int = 4, steps:
     check_sampling(steps, cfg_scale)                                        # before the model loads
     out = Path(out_dir)
     if out.exists() and not out.is_dir(): raise ValueError(f"--out-dir {out} exists and is not a folder")
+    names = [f'{s}-{k}.png' for s in _unique_slugs(prompts) for k in range(n)]
+    taken = [f for f in [*names, 'grid.png'] if (out / f).exists()]
+    if taken and not overwrite:
+        shown = ', '.join(taken[:4]) + (f' and {len(taken) - 4} more' if len(taken) > 4 else '')
+        raise ValueError(f"--out-dir {out} already holds {shown} (an earlier run?): give another --out-dir, or "
+                         f"--overwrite to replace them")
     pipe = _image_pipeline(pipeline, device, 'mmdiff generate-image')
     wanted = [p for p in prompts for _ in range(n)]                         # prompt r's images at r*n ... r*n + n-1
     chunks = []
@@ -279,17 +299,10 @@ def generate_image_cli(pipeline, prompts: list[str], out_dir, n: int = 4, steps:
         chunks.append(pipe.generate_image(wanted[i:i + batch_size], steps=steps, cfg_scale=cfg_scale, seed=chunk_seed))
     images = np.concatenate(chunks)                                         # (len(prompts) * n, H, W[, 3]) uint8
     out.mkdir(parents=True, exist_ok=True)
-    paths, used = [], set()
-    for r, p in enumerate(prompts):
-        s = slug(p)
-        j = 1
-        while s in used:
-            j += 1
-            s = f'{slug(p)}-{j}'
-        used.add(s)
-        for k in range(n):
-            paths.append(save_png(images[r * n + k], out / f'{s}-{k}.png'))
-            print(paths[-1], flush=True)
+    paths = []
+    for i, name in enumerate(names):                                        # image i is prompt i // n's k = i % n
+        paths.append(save_png(images[i], out / name))
+        print(paths[-1], flush=True)
     image_grid(images, prompts, n, out / 'grid.png')
     return paths
 

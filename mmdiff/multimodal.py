@@ -11,7 +11,7 @@ from .vocab import Vocab, TEXT, IMAGE, SPECIAL
 from .data import Layout, FullLayout, layout_for
 from .model import BlockDiff
 from .sample import add_gumbel_noise, num_transfer_tokens, as_remasking, Remasking, generate, commit_step, TopK, Rows
-from .sample import SampleStats
+from .sample import SampleStats, check_nonneg
 from .block import generate_block
 
 # %% auto #0
@@ -87,8 +87,8 @@ def _check_image_args(model, vocab, n_captions, n_tokens, seq_len, steps, cfg_sc
     if n_captions < 1: raise ValueError("captions is empty: give at least one caption")
     if n_tokens < 1: raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
-    if cfg_scale < 0: raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {cfg_scale}")
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_nonneg('cfg_scale', cfg_scale, 'no guidance')
+    check_nonneg('temperature', temperature)
     if vocab.n_image_codes < 1: raise ValueError(f"the vocabulary has no image codes ({vocab!r})")
     cfg = getattr(model, 'cfg', None)
     if cfg is not None and cfg.vocab_size != vocab.vocab_size:
@@ -253,7 +253,7 @@ def infill(model, vocab: Vocab, ids: torch.Tensor, steps: int, temperature: floa
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ValueError(f"ids must be a (B, L) tensor, got {tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_nonneg('temperature', temperature)
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab.vocab_size):
         raise ValueError(f"token ids must lie in [0, {vocab.vocab_size}), got range [{int(ids.min())}, {int(ids.max())}]")
     remask = as_remasking(remasking)

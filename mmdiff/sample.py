@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sample.ipynb #63b02c89
 from __future__ import annotations
-import time
+import math, time
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -14,7 +14,7 @@ from .model import SpanCache
 # %% auto #0
 __all__ = ['REMASKING', 'POSITIONAL', 'add_gumbel_noise', 'num_transfer_tokens', 'Remasking', 'LowConfidence', 'RandomRemask',
            'as_remasking', 'Commit', 'TopK', 'Threshold', 'Factor', 'commit_step', 'as_commit', 'SampleStats',
-           'ApproxCache', 'PrefixCache', 'DualCache', 'generate', 'generate_ar', 'Rows']
+           'ApproxCache', 'PrefixCache', 'DualCache', 'check_nonneg', 'generate', 'generate_ar', 'Rows']
 
 # %% ../nbs/07_sample.ipynb #1608e1be
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -139,6 +139,17 @@ class DualCache(ApproxCache):
 # %% ../nbs/07_sample.ipynb #caef3485
 def _logits(out): return out.logits if hasattr(out, 'logits') else out
 
+def check_nonneg(name: str, value, zero: str | None = None):
+    """Raise `ValueError` unless `value` is a finite number >= 0; `zero` says what 0 means. NaN and infinity fail too
+    (a plain `value < 0` lets NaN through, and a NaN temperature or guidance scale samples garbage without an error)."""
+    try:
+        ok = math.isfinite(value) and value >= 0
+    except TypeError:
+        ok = False
+    if not ok:
+        what = f" (0 = {zero})" if zero else ""
+        raise ValueError(f"{name} must be >= 0{what}, got {value}")
+
 def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id, temperature=0., cfg_scale=0., scheduled=True):
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2:
         raise ValueError(f"prompt must be a (B, P) tensor of ids, got {tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__}")
@@ -147,8 +158,8 @@ def _check_generate_args(model, prompt, steps, gen_length, block_length, mask_id
     if gen_length % block_length: raise ValueError(f"gen_length={gen_length} is not divisible by block_length={block_length}")
     nb = gen_length // block_length
     if scheduled and steps % nb: raise ValueError(f"steps={steps} is not divisible by the number of blocks {nb} (= gen_length {gen_length} / block_length {block_length})")
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if cfg_scale < 0: raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {cfg_scale}")
+    check_nonneg('temperature', temperature)
+    check_nonneg('cfg_scale', cfg_scale, 'no guidance')
     if (prompt == mask_id).any(): raise ValueError(f"the prompt contains mask_id={mask_id} at position(s) {(prompt == mask_id).nonzero()[:, 1].unique().tolist()}")
     cfg = getattr(model, 'cfg', None)
     V, max_len = getattr(cfg, 'vocab_size', None), getattr(cfg, 'max_len', None)

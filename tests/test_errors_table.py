@@ -133,6 +133,15 @@ def test_generate_image_codes_negative_cfg(vocab, model):
     with pytest.raises(ValueError, match=r'cfg_scale must be >= 0 \(0 = no guidance\), got -1'):
         generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, cfg_scale=-1)
 
+def test_generate_image_codes_nan_cfg(vocab, model):
+    with pytest.raises(ValueError, match=r'cfg_scale must be >= 0 \(0 = no guidance\), got nan'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, cfg_scale=float('nan'))
+    with pytest.raises(ValueError, match=r'temperature must be >= 0, got inf'):
+        generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=16, temperature=float('inf'))
+    with pytest.raises(ValueError, match=r'cfg_scale must be >= 0'):
+        generate_block(Denoiser(model.cfg, BlockDiff(4)).eval(), torch.zeros(1, 4, dtype=torch.long), 8,
+                       mask_id=vocab.mask_id, cfg_scale=float('nan'))
+
 def test_generate_image_codes_too_long(vocab, model):
     with pytest.raises(ValueError, match=r"seq_len=30 exceeds the model's max_len=24"):
         generate_image_codes(model, vocab, ['a'], n_tokens=4, seq_len=30)

@@ -178,6 +178,18 @@ def test_generate_image_nan_cfg_scale(saved, tmp_path):
                      '--cfg-scale', '-1']) == 2
 
 
+def test_generate_image_keeps_an_earlier_runs_files(saved, tmp_path):
+    args = ('generate-image', '--pipeline', saved / 'image', 'a 3', '--out-dir', tmp_path, '--n', '1', '--steps', '2',
+            '--device', 'cpu')
+    assert mmdiff(*args).returncode == 0
+    first = (tmp_path / 'a-3-0.png').read_bytes()
+    r = mmdiff(*args, '--seed', '5')
+    assert r.returncode == 2
+    assert f'--out-dir {tmp_path} already holds a-3-0.png, grid.png (an earlier run?)' in r.stderr
+    assert (tmp_path / 'a-3-0.png').read_bytes() == first
+    assert mmdiff(*args, '--seed', '5', '--overwrite').returncode == 0
+
+
 def test_text_only_pipeline_is_a_clear_error(saved, image_files, tmp_path, capsys):
     r = mmdiff('generate-image', '--pipeline', saved / 'text', 'a 3', '--out-dir', tmp_path / 'o', '--device', 'cpu')
     assert r.returncode == 2

@@ -478,20 +478,45 @@ def encode_images(tokenizer, images: torch.Tensor, batch_size: int = 256) -> tor
     if len(x) == 0: return torch.zeros(0, math.prod(tokenizer.grid), dtype=torch.long, device=x.device)
     return torch.cat([rearrange(tokenizer.encode(x[i: i + batch_size]), 'b h w -> b (h w)') for i in range(0, len(x), batch_size)])
 
+def _check_code_range(codes: torch.Tensor, n_codes: int, chunk: int = 65536):
+    "Raise unless every code lies in [0, n_codes); reads `codes` (N, n_tok) a chunk of rows at a time (no full copy)."
+    for i in range(0, len(codes), chunk):
+        c = codes[i:i + chunk]
+        if c.numel() and (int(c.min()) < 0 or int(c.max()) >= n_codes):
+            lo, hi = int(c.min()), int(c.max())
+            raise ValueError(f"image codes must lie in [0, {n_codes}), got range [{lo}, {hi}] in rows {i}..{i + len(c) - 1}")
+
 class _ImageCaptionDataset(Dataset):
     """Shared parts: `codes` (N, n_tok), `captions`, `n` items of `seq_len`. `captions` holds one entry per image — a string, or a
-    list of strings (several captions of one image: each item draws one) — or is a function `(j, rng) -> str`."""
+    list of strings (several captions of one image: each item draws one) — or is a function `(j, rng) -> str`.
+    `rows`: the images (rows of `codes`, `captions`, `pixels`) this dataset shows, e.g. the training split; default all.
+    Nothing is copied: `codes` may be a memory-mapped array of any integer dtype (a row becomes int64 when an item is built)."""
     def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0,
-                 layout: Layout | None = None):
+                 layout: Layout | None = None, rows=None):
         codes = torch.as_tensor(codes)
         if codes.dim() != 2: raise ValueError(f"codes must have shape (N, n_tok), got {tuple(codes.shape)}; flatten (N,h,w) row-major")
-        vocab.image_ids(codes)                                                   # range check
+        if codes.is_floating_point() or codes.dtype == torch.bool:
+            raise ValueError(f"codes must be integers, got {codes.dtype}")
+        _check_code_range(codes, vocab.n_image_codes)
         if not callable(captions):
             if len(captions) != len(codes): raise ValueError(f"{len(captions)} captions for {len(codes)} images")
-        self.vocab, self.codes, self.captions, self.seq_len, self.n, self.seed = vocab, codes.long(), captions, seq_len, n, seed
-        self.layout = layout or FullLayout()
+        if rows is not None:
+            rows = torch.as_tensor(rows, dtype=torch.long).flatten()
+            if not len(rows): raise ValueError("rows is empty: the dataset would show no image")
+            if int(rows.min()) < 0 or int(rows.max()) >= len(codes):
+                raise ValueError(f"rows must index the {len(codes)} images, got range [{int(rows.min())}, {int(rows.max())}]")
+        self.vocab, self.codes, self.captions, self.seq_len, self.n, self.seed = vocab, codes, captions, seq_len, n, seed
+        self.rows, self.layout = rows, layout or FullLayout()
+    @property
+    def n_images(self) -> int:
+        "How many images the items cycle through."
+        return len(self.codes) if self.rows is None else len(self.rows)
     def __len__(self): return self.n
-    def image_index(self, i: int) -> int: return i % len(self.codes)
+    def image_index(self, i: int) -> int:
+        "The row (of `codes`, `captions`, `pixels`) of item `i`'s image: `rows[i % n_images]`."
+        k = i % self.n_images
+        return k if self.rows is None else int(self.rows[k])
+    def image_codes(self, j: int) -> torch.Tensor: return self.codes[j].long()
     def _rng(self, i): return random.Random(self.seed * 1_000_003 + i)
     def caption(self, i: int, rng: random.Random | None = None) -> str:
         "The caption item `i` shows (before condition dropout)."
@@ -503,11 +528,11 @@ class _ImageCaptionDataset(Dataset):
         if not 0 <= i < self.n: raise IndexError(i)
 
 class T2IDataset(_ImageCaptionDataset):
-    """`n` text-to-image items (`layout.t2i`, default `format_t2i`): image `i % N`, its caption, emptied with probability
-    `cond_drop` (condition dropout)."""
+    """`n` text-to-image items (`layout.t2i`, default `format_t2i`): image `i % N` (of `rows`, if given), its caption, emptied
+    with probability `cond_drop` (condition dropout)."""
     def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, cond_drop: float = 0.1, seed: int = 0,
-                 layout: Layout | None = None):
-        super().__init__(vocab, codes, captions, seq_len, n, seed, layout)
+                 layout: Layout | None = None, rows=None):
+        super().__init__(vocab, codes, captions, seq_len, n, seed, layout, rows)
         if not 0 <= cond_drop <= 1: raise ValueError(f"cond_drop must be in [0, 1], got {cond_drop}")
         self.cond_drop = cond_drop
     def text(self, i: int) -> str:
@@ -516,21 +541,22 @@ class T2IDataset(_ImageCaptionDataset):
         return '' if rng.random() < self.cond_drop else cap
     def __getitem__(self, i):
         self._check(i)
-        return self.layout.t2i(self.vocab, self.text(i), self.codes[self.image_index(i)], self.seq_len)
+        return self.layout.t2i(self.vocab, self.text(i), self.image_codes(self.image_index(i)), self.seq_len)
 
 class MMUDataset(_ImageCaptionDataset):
-    """`n` captioning items (`layout.mmu`, default `format_mmu`): image `i % N` as prompt (+ `question`), its caption as the answer.
-    `pixels`: the N uint8 images (N, H, W) or (N, H, W, C) the codes encode, for a model with a pixel reader."""
+    """`n` captioning items (`layout.mmu`, default `format_mmu`): image `i % N` (of `rows`, if given) as prompt (+ `question`),
+    its caption as the answer. `pixels`: the N uint8 images (N, H, W) or (N, H, W, C) the codes encode, for a model with a
+    pixel reader (a view: a memory-mapped array stays on disk)."""
     def __init__(self, vocab: Vocab, codes: torch.Tensor, captions, seq_len: int, n: int, seed: int = 0, question: str = '',
-                 pixels: torch.Tensor | None = None, layout: Layout | None = None):
-        super().__init__(vocab, codes, captions, seq_len, n, seed, layout)
+                 pixels: torch.Tensor | None = None, layout: Layout | None = None, rows=None):
+        super().__init__(vocab, codes, captions, seq_len, n, seed, layout, rows)
         if pixels is not None:
             pixels = as_chw(pixels)
             if len(pixels) != len(self.codes): raise ValueError(f"{len(pixels)} images of pixels for {len(self.codes)} rows of codes")
         self.question, self.pixels = question, pixels
     def __getitem__(self, i):
         self._check(i); j = self.image_index(i)
-        return self.layout.mmu(self.vocab, self.codes[j], self.caption(i), self.seq_len, self.question,
+        return self.layout.mmu(self.vocab, self.image_codes(j), self.caption(i), self.seq_len, self.question,
                                None if self.pixels is None else self.pixels[j])
 
 # %% ../nbs/03_data.ipynb #40617800

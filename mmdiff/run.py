@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from accelerate import Accelerator
 from .core import Config, seed_everything, field_comments, atomic_write_text, _parse_bool, cpu_threads
 from .vocab import Vocab, train_vocab
@@ -27,9 +28,9 @@ from .pipeline import MMDiff, PipelineConfig
 from .cli import image_grid
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TOK_BATCH', 'TextConfig', 'RunConfig',
-           'ImageConfig', 'read_config_file', 'Run', 'resolve', 'parser', 'parse', 'objective_for', 'train_text',
-           'train_command', 'main', 'train_images']
+__all__ = ['SCHEDULES', 'PRESETS', 'RUN_TRAIN_DEFAULTS', 'SECTIONS', 'DERIVED', 'TOK_BATCH', 'CODE_CHUNK', 'TextConfig',
+           'RunConfig', 'ImageConfig', 'read_config_file', 'Run', 'resolve', 'parser', 'parse', 'objective_for',
+           'train_text', 'train_command', 'main', 'train_images']
 
 # %% ../nbs/17_run.ipynb #054b3789
 @dataclass
@@ -458,12 +459,38 @@ def _tokenizer(prep: PreparedImages, val: torch.Tensor, im: ImageConfig, out: Pa
     held = torch.from_numpy(np.array(prep.pixels()[idx.numpy()]))              # (n, C, S, S) uint8
     m = imagetok.recon_metrics(tok, held.to(acc.device))
     m.update(seconds=time.perf_counter() - t0, held_out=bool(val.any()), images_measured=len(held), processes=P if together else 1)
+    (out/'data'/'codes_key.json').unlink(missing_ok=True)                    # codes of an earlier tokenizer are stale
     imagetok.save(tok, out/'imagetok')
     atomic_write_text(out/'imagetok.json', json.dumps(m, indent=1))
     atomic_write_text(kf, json.dumps(key))
     on = 'held-out' if m['held_out'] else 'training-image'
     print(f"image tokenizer: {m['seconds']:.0f} s, {on} PSNR {m['psnr']:.1f} dB, codebook usage {m['usage']:.0f}%", file=sys.stderr)
     acc.wait_for_everyone()
+
+CODE_CHUNK = 1024   # images encoded at a time into OUT/data/codes.npy
+
+def _codes(prep: PreparedImages, out: Path, acc: Accelerator, progress: bool) -> torch.Tensor:
+    """Codes (N, h*w) of every prepared image under the run's tokenizer, memory-mapped from OUT/data/codes.npy (int16, or
+    int32 for codebooks over 32,768). The first process encodes them once, `CODE_CHUNK` images at a time (O(chunk)
+    memory); a resumed run with the same tokenizer (OUT/data/imagetok_key.json) reads them back."""
+    f, kf = out/'data'/'codes.npy', out/'data'/'codes_key.json'
+    key = (out/'data'/'imagetok_key.json').read_text()
+    if acc.is_main_process and not (f.exists() and kf.exists() and kf.read_text() == key):
+        tok = imagetok.load(out/'imagetok', device=acc.device)
+        pixels = prep.pixels()
+        dtype = np.int16 if tok.n_codes <= 2 ** 15 else np.int32
+        tmp = out/'data'/'codes.tmp.npy'
+        mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=dtype, shape=(len(pixels), tok.tokens_per_image))
+        chunks = range(0, len(pixels), CODE_CHUNK)
+        for i in tqdm(chunks, desc='encoding images', disable=not progress or len(chunks) < 2, file=sys.stderr):
+            x = torch.from_numpy(np.array(pixels[i:i + CODE_CHUNK]))                       # (chunk, C, S, S) uint8
+            mm[i:i + len(x)] = encode_images(tok, as_hwc(x).to(acc.device)).cpu().numpy()
+        mm.flush()
+        del mm
+        os.replace(tmp, f)
+        atomic_write_text(kf, key)
+    acc.wait_for_everyone()
+    return torch.from_numpy(np.load(f, mmap_mode='c'))                         # copy-on-write: pages stay on disk
 
 def _all_captions(texts: list) -> list[tuple[int, str]]:
     "(image index, caption) for every caption of every image (an image's `text` is a string or a list of strings)."
@@ -541,11 +568,11 @@ def train_images(run: Run, progress: bool = True) -> dict:
         atomic_write_text(out/'run.json', json.dumps(run.to_dict(), indent=1))
     acc.wait_for_everyone()
     prep = PreparedImages(out/'data', json.loads((out/'data'/'images.json').read_text()))
-    pixels, val = torch.from_numpy(np.array(prep.pixels())), torch.from_numpy(prep.val)          # (N, C, S, S) uint8, (N,) bool
+    pixels, val = torch.from_numpy(prep.pixels('c')), torch.from_numpy(prep.val)    # (N, C, S, S) uint8 on disk, (N,) bool
     _tokenizer(prep, val, im, out, run.run.seed, acc, tcfg.progress)
     tok = imagetok.load(out/'imagetok', device=acc.device)
-    hwc = as_hwc(pixels)                                                                        # (N, S, S[, 3]) uint8
-    codes = encode_images(tok, hwc.to(acc.device)).cpu()                                        # (N, h*w): encoded once
+    hwc = as_hwc(pixels)                                                        # (N, S, S[, 3]) uint8: a view, still on disk
+    codes = _codes(prep, out, acc, tcfg.progress)                              # (N, h*w): encoded once, memory-mapped
     if mixed:
         vocab = Vocab.load(out/'data')
         max_cap = _longest_caption(prep.texts, vocab, im)
@@ -553,18 +580,18 @@ def train_images(run: Run, progress: bool = True) -> dict:
     L = layout.seq_len(vocab, max_cap, tok.tokens_per_image)
     tr, va = (~val).nonzero().squeeze(1), val.nonzero().squeeze(1)
     texts = prep.texts                                                          # per image: a string or a list of strings
-    t2i = T2IDataset(vocab, codes[tr], [texts[i] for i in tr.tolist()], L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed,
-                     layout=layout)
+    t2i = T2IDataset(vocab, codes, texts, L, 10_000_000, cond_drop=im.cond_drop, seed=run.run.seed, layout=layout, rows=tr)
     first = [t if isinstance(t, str) else t[0] for t in texts]                  # captioning learns an image's first caption...
-    cap_txt = [texts[i] for i in tr.tolist()] if im.caption_all else [first[i] for i in tr.tolist()]  # ...or draws any of them
-    cap_px, cap_codes = hwc[tr], codes[tr]
-    if im.caption_aug:
+    cap_txt = texts if im.caption_all else first                                # ...or draws any of them
+    cap_px, cap_codes, cap_rows = hwc, codes, tr                                # the training rows of the arrays on disk
+    if im.caption_aug:                                                          # warped copies: held in memory
         warped = random_affine(hwc[tr], im.caption_aug, seed=run.run.seed)
-        cap_px = torch.cat([cap_px, warped])
-        cap_codes = torch.cat([cap_codes, encode_images(tok, warped.to(acc.device)).cpu()])
-        cap_txt = cap_txt + [t for t in cap_txt for _ in range(im.caption_aug)]
+        cap_px = torch.cat([hwc[tr], warped])
+        cap_codes = torch.cat([codes[tr].long(), encode_images(tok, warped.to(acc.device)).cpu()])
+        cap_txt = [cap_txt[i] for i in tr.tolist()]
+        cap_txt, cap_rows = cap_txt + [t for t in cap_txt for _ in range(im.caption_aug)], None
     mmu = MMUDataset(vocab, cap_codes, cap_txt, L, 10_000_000, seed=run.run.seed + 1, pixels=cap_px if im.reader else None,
-                     layout=layout)
+                     layout=layout, rows=cap_rows)
     parts, weights = [t2i, mmu], [im.t2i_weight, 1 - im.t2i_weight]
     text_parts, text_held, sizes = _text_datasets(run, out, vocab, L) if mixed else ([], {}, {})
     if text_parts:                                                              # windows / pairs of the same length L
@@ -575,9 +602,8 @@ def train_images(run: Run, progress: bool = True) -> dict:
     val_parts = list(text_held.values())                                       # held-out text, if any
     val_w = [im.text_weight / len(val_parts) for _ in val_parts]
     if len(va):
-        vt = T2IDataset(vocab, codes[va], [texts[i] for i in va.tolist()], L, 4 * len(va), cond_drop=0.0, seed=7, layout=layout)
-        vm = MMUDataset(vocab, codes[va], [first[i] for i in va.tolist()], L, 4 * len(va), seed=8,
-                        pixels=hwc[va] if im.reader else None, layout=layout)
+        vt = T2IDataset(vocab, codes, texts, L, 4 * len(va), cond_drop=0.0, seed=7, layout=layout, rows=va)
+        vm = MMUDataset(vocab, codes, first, L, 4 * len(va), seed=8, pixels=hwc if im.reader else None, layout=layout, rows=va)
         val_parts, val_w = [vt, vm] + val_parts, [(1 - im.text_weight) / 2] * 2 + val_w
     val_ds = MixedDataset(val_parts, val_w, 8 * len(va) if len(va) else 512, seed=9) if val_parts else None
     mcfg = ModelConfig.from_dict(dict(run.model, vocab_size=vocab.vocab_size, max_len=L, reader_channels=im.channels if im.reader else 0,
@@ -591,7 +617,8 @@ def train_images(run: Run, progress: bool = True) -> dict:
     trainer = Trainer(model, obj, train_ds, tcfg, val_ds, accelerator=acc)
     pipe_cfg = PipelineConfig(seq_len=L, image_size=im.image_size, channels=im.channels, default_cfg=im.default_cfg,
                               attention=run.run.attention, cond_drop=im.cond_drop)
-    held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va].numpy(), files=[prep.meta['files'][i] for i in va.tolist()],
+    held = dict(texts=[first[i] for i in va.tolist()], images=hwc[va[:im.n_samples]].numpy(),   # captioned at every eval
+                files=[prep.meta['files'][i] for i in va.tolist()],
                 prompts=list(dict.fromkeys(first[i] for i in tr.tolist())))   # distinct training captions, for a run without val
 
     def on_step(tr_, rec):

@@ -601,12 +601,13 @@ def load_image(im, image_size: int, channels: int) -> np.ndarray:
 
 @dataclass
 class PreparedImages:
-    "Prepared images: `pixels()` uint8 (N, C, S, S) memory-mapped, `texts`, and `val` (bool per image)."
+    """Prepared images: `pixels()` uint8 (N, C, S, S) memory-mapped (`mode` 'r' read-only; 'c' copy-on-write, writable in
+    memory only, what `torch.from_numpy` wants), `texts`, and `val` (bool per image)."""
     dir: Path
     meta: dict
-    def pixels(self) -> np.memmap:
+    def pixels(self, mode: str = 'r') -> np.memmap:
         m = self.meta
-        return np.memmap(self.dir/'images.u8', dtype=np.uint8, mode='r', shape=(m['n'], m['channels'], m['image_size'], m['image_size']))
+        return np.memmap(self.dir/'images.u8', dtype=np.uint8, mode=mode, shape=(m['n'], m['channels'], m['image_size'], m['image_size']))
     @property
     def texts(self) -> list: return self.meta['texts']
     @property

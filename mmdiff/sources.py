@@ -493,7 +493,8 @@ METADATA = 'metadata.jsonl'
 
 @dataclass
 class ImageCorpus:
-    "Checked image-caption records of one folder: the (file, caption) pairs kept and the problems left out."
+    """Checked image-caption records of one folder: the (file, caption) pairs kept and the problems left out. `files`: the
+    names relative to `folder`, as strings (a Path object per image would cost several times the memory)."""
     folder: Path
     files: list
     texts: list
@@ -546,14 +547,15 @@ def check_image_folder(folder, image_size: int, field: str = 'text', skip_bad: b
     files, texts, listed = [], [], set()
     for line, name, text in tqdm(recs, desc='checking images', disable=not progress):
         p = folder/name
-        listed.add(p.resolve())
+        listed.add(os.path.normpath(name))
         if not p.is_file(): err = f"{name!r}: no such file in {folder}"
         else: err = _open_image(p, image_size)[1]
         if err is None:
-            files.append(p)
+            files.append(str(Path(name)))                                     # './a.png' -> 'a.png'
             texts.append(text)
         else: problems.append(Problem(str(folder/METADATA), line, err if err.startswith(repr(name)) else f"{name!r} {err}"))
-    unlisted = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed)
+    unlisted = sorted(p for p in folder.rglob('*')
+                      if p.suffix.lower() in IMAGE_SUFFIXES and os.path.normpath(p.relative_to(folder)) not in listed)
     problems += [Problem(str(p), None, f"no line of {METADATA} describes this image") for p in unlisted]
     if problems and not skip_bad:
         raise BadInputError(problems, what=str(folder), hint='fix these, or pass --skip-bad to leave them out (the list is written to the run folder)')
@@ -624,15 +626,15 @@ def prepare_images(corpus: ImageCorpus, out, image_size: int, channels: int, val
     out.mkdir(parents=True, exist_ok=True)
     n = len(corpus.files)
     mm = np.memmap(out/'.images.u8.tmp', dtype=np.uint8, mode='w+', shape=(max(n, 1), channels, image_size, image_size))
-    for i, f in enumerate(tqdm(corpus.files, desc='resizing images', disable=not progress)):
-        im, err = _open_image(f, image_size)
-        if err: raise ValueError(f"{f} {err} (it changed since it was checked)")
+    for i, f in enumerate(tqdm(corpus.files, desc='resizing images', disable=not progress)):   # names in the folder
+        im, err = _open_image(corpus.folder/f, image_size)
+        if err: raise ValueError(f"{corpus.folder/f} {err} (it changed since it was checked)")
         mm[i] = load_image(im, image_size, channels)
     mm.flush()
     del mm
     os.replace(out/'.images.u8.tmp', out/'images.u8')               # the bare array: memory-mapped by shape from images.json
     val = [bool(val_every) and i % val_every == val_every - 1 for i in range(n)]
     meta = dict(key=key, n=n, image_size=image_size, channels=channels, texts=corpus.texts, val=val,
-                files=[str(f.relative_to(corpus.folder)) for f in corpus.files], skipped=len(corpus.problems))
+                files=list(corpus.files), skipped=len(corpus.problems))
     atomic_write_text(out/'images.json', json.dumps(meta))
     return PreparedImages(out, meta)

@@ -349,10 +349,12 @@ def _pair_text(item: dict, vocab: Vocab) -> tuple[str, str]:
     resp = ids[n_prompt:]
     return vocab.decode(ids[1:n_prompt], skip_special=True), vocab.decode(resp[:resp.index(vocab.eos_id)], skip_special=True)
 
-def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, held: dict, run: Run):
-    "Continuations of held-out text and responses to held-out prompts, into OUT/samples/step-N.txt."
+def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab: Vocab, held: dict, run: Run, suffix: str = '',
+                   tok=None):
+    """Continuations of held-out text and responses to held-out prompts, into OUT/samples/step-N{suffix}.txt (`tok`: the
+    image tokenizer of a mixed run's pipeline)."""
     model = trainer.raw_model
-    pipe = MMDiff(model, vocab, None, pipe_cfg)
+    pipe = MMDiff(model, vocab, tok, pipe_cfg)
     n, k = run.data.n_samples, run.data.prompt_tokens
     lines = [f"step {rec['step']}, held-out loss {rec.get('val_loss', float('nan')):.4f} nats/token\n"]
     if (ds := held.get('windows')) is not None:
@@ -365,7 +367,7 @@ def _write_samples(trainer: Trainer, rec: dict, pipe_cfg: PipelineConfig, vocab:
         for i in range(min(n, len(ds))):
             prompt, truth = _pair_text(ds[(i * len(ds)) // min(n, len(ds))], vocab)
             lines.append(f"\n--- held-out prompt {prompt!r}\nresponse: {pipe.generate_text(prompt, seed=i)!r}   (true: {truth!r})\n")
-    atomic_write_text(Path(trainer.cfg.out_dir)/'samples'/f"step-{rec['step']:07d}.txt", ''.join(lines))
+    atomic_write_text(Path(trainer.cfg.out_dir)/'samples'/f"step-{rec['step']:07d}{suffix}.txt", ''.join(lines))
     model.train()
 
 def _text_datasets(run: Run, out: Path, vocab: Vocab, L: int) -> tuple[list, dict, dict]:
@@ -622,8 +624,10 @@ def train_images(run: Run, progress: bool = True) -> dict:
                 prompts=list(dict.fromkeys(first[i] for i in tr.tolist())))   # distinct training captions, for a run without val
 
     def on_step(tr_, rec):
-        if 'val_loss' in rec and acc.is_main_process and im.n_samples:
-            _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
+        if 'val_loss' not in rec or not acc.is_main_process: return
+        if im.n_samples: _image_samples(tr_, rec, pipe_cfg, vocab, tok, held, im)
+        if text_held and run.data.n_samples:                                   # a mixed run: held-out text as well
+            _write_samples(tr_, rec, pipe_cfg, vocab, text_held, run, suffix='-text', tok=tok)
     res = _fit_and_save(trainer, run, MMDiff(trainer.raw_model, vocab, tok, pipe_cfg), on_step,
                         {**run.run.to_dict(), **run.model, **im.to_dict(), **tcfg.to_dict()})
     tm = json.loads((out/'imagetok.json').read_text())

@@ -251,6 +251,30 @@ def test_train_image_folder_then_load_generate_and_caption(image_folder, tmp_pat
     assert 'resuming from' in r.stderr + r.stdout and [m['step'] for m in metrics(out)][-2:] == [7, 8]
 
 
+@pytest.mark.skipif(shutil.which('accelerate') is None, reason='accelerate launcher not on PATH')
+def test_image_run_two_processes_equal_one_at_the_same_global_batch(image_folder, tmp_path):
+    """An image run under `accelerate launch` with 2 processes, on the tokenizer of a one-process run (copied in: the
+    tokenizer trained by 2 processes differs in the last bits), equals that run: the first process encodes the codes
+    into data/codes.npy while the other waits, then both read the memory-mapped codes and pixels."""
+    one, two = tmp_path/'one', tmp_path/'two'
+    args = ['--images', image_folder, '--train.max-steps', 6, '--train.eval-every', 0, *[a for a in IMG_TINY if a != '8']]
+    args[args.index('--train.batch-size') + 1:args.index('--train.batch-size') + 1] = ['4']
+    ok(sh('mmdiff', 'train', '--out', one, '--train.grad-accum', 2, *args))
+    (two/'data').mkdir(parents=True)
+    for f in ('images.u8', 'images.json', 'imagetok_key.json'): shutil.copy(one/'data'/f, two/'data'/f)
+    shutil.copytree(one/'imagetok', two/'imagetok')
+    shutil.copy(one/'imagetok.json', two/'imagetok.json')
+    ok(sh('accelerate', 'launch', '--multi_gpu', '--num_processes', 2, '--num_machines', 1, '--mixed_precision', 'no',
+          '--dynamo_backend', 'no', '--main_process_port', free_port(), '-m', 'mmdiff.train', '--out', two, *args))
+    assert json.loads((two/'latest').parent.joinpath((two/'latest').read_text(), 'state.json').read_text())['num_processes'] == 2
+    assert (two/'data'/'codes.npy').read_bytes() == (one/'data'/'codes.npy').read_bytes()     # encoded again, the same
+    l1, l2 = [x['loss'] for x in metrics(one)], [x['loss'] for x in metrics(two)]
+    assert len(l1) == len(l2) == 6
+    for a, b in zip(l1, l2): assert abs(a - b) <= 1e-5 * abs(a), (l1, l2)
+    w1, w2 = load_file(one/'model.safetensors'), load_file(two/'model.safetensors')
+    for k in w1: assert torch.allclose(w1[k], w2[k], rtol=1e-5, atol=1e-6), k
+
+
 def test_bad_image_folder_stops_the_run_with_its_list(image_folder, tmp_path):
     d = tmp_path/'imgs'
     shutil.copytree(image_folder, d)

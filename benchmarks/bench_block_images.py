@@ -300,7 +300,7 @@ def table(q: list[dict], t: list[dict], res: Path = RESULTS, s: list[dict] | Non
         L += ['', "Shapes (16×16 RGB, 8×8 codes: the longest image sequence trained here): `bench_shapes.py --attention full` and "
               "`--attention block:8` (one code row a block), same denoiser (d 128, 4 layers), same steps, no pixel reader; "
               "`results/shapes_blocks/` (run 1) and `results/shapes_blocks_run2/` (the same commands again; run 2's block-wise model "
-              "trained on 1 torch thread, the others on 2). Text-to-image: 192 prompts (every attribute combination, 2 templates), 16 steps, CFG 1, "
+              "trained on 1 torch thread, the others on 2); `results/shapes_blocks_run3/`: 2,000 steps (`--plan-steps 2000`), 2 threads. Text-to-image: 192 prompts (every attribute combination, 2 templates), 16 steps, CFG 1, "
               "read from pixels; captioning: 384 images of another seed. Per attribute, % (colour / shape / size / position / all four):",
               '', '| run | attention | steps | seq len | text-to-image | captioning |', '|---|---|---|---|---|---|', *sh]
     if t:
